@@ -1,0 +1,100 @@
+"""The one accept path: spool first (durable), then queue, then the Reception record.
+
+SMTP and HTTP both end here. Nothing is acknowledged to a client before `accept` returns, and
+`accept` returns only after the spool has synced the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from mta.logs import PeerAddress, RecordLog
+from mta.queue.manager import QueueManager
+from mta.queue.meta import Meta, new_meta, recipient_domain
+from mta.replies import S250_QUEUED, S451_SPOOL_UNAVAILABLE, TransientError
+from mta.smtp.types import Inbound
+from spool import Spool, SpoolError
+
+logger = logging.getLogger(__name__)
+
+TENANT_HEADER = b"x-tenant"
+CAMPAIGN_HEADER = b"x-campaign"
+_HEADER_LINE = re.compile(rb"^([!-9;-~]+):[ \t]*(.*)$")
+MAX_META_VALUE = 128  # a tenant or campaign name longer than this is a mistake, not a name
+
+
+class Acceptor:
+    """Stores accepted mail durably and hands it to the queue manager."""
+
+    def __init__(self, *, spool: Spool, queue: QueueManager, records: RecordLog,
+                 default_domain: str, clock: Callable[[], float] = time.time) -> None:
+        self._spool = spool
+        self._queue = queue
+        self._records = records
+        self._default_domain = default_domain
+        self._clock = clock
+        self.refusing: str | None = None  # set while shutting down
+
+    def unhealthy_reason(self) -> str | None:
+        return self.refusing or self._spool.unhealthy_reason()
+
+    async def accept(self, inbound: Inbound) -> str:
+        """Store and queue a client's message; durable on return. Raises TransientError."""
+        reason = self.unhealthy_reason()
+        if reason is not None:
+            raise TransientError(S451_SPOOL_UNAVAILABLE, reason)
+        return await self.store(inbound)
+
+    async def store(self, inbound: Inbound) -> str:
+        """Store and queue a message, also while shutting down (the node's own DSNs)."""
+        msg_id = uuid.uuid4().hex
+        tenant, campaign = header_values(inbound.data, (TENANT_HEADER, CAMPAIGN_HEADER))
+        meta = new_meta(sender=inbound.sender, recipients=inbound.recipients,
+                        created=self._clock(), size=len(inbound.data),
+                        reception_protocol=inbound.reception_protocol,
+                        peer=inbound.peer_address, tenant=tenant, campaign=campaign,
+                        default_domain=self._default_domain)
+        try:
+            await self._spool.store(msg_id, meta, inbound.data)
+        except SpoolError as exc:
+            logger.error("spool refused message from %s: %s", inbound.peer_address, exc)
+            raise TransientError(S451_SPOOL_UNAVAILABLE, str(exc)) from exc
+        self._queue.insert(msg_id, meta)
+        self._log_reception(msg_id, meta, inbound)
+        return msg_id
+
+    def _log_reception(self, msg_id: str, meta: Meta, inbound: Inbound) -> None:
+        peer = PeerAddress(name=inbound.peer_name, addr=inbound.peer_address)
+        extra = {key: meta[key] for key in ("tenant", "campaign") if meta.get(key)}
+        for rcpt in inbound.recipients:
+            leg = meta["legs"][recipient_domain(rcpt, self._default_domain)]
+            self._records.record(
+                "Reception", id=msg_id, sender=inbound.sender, recipient=rcpt,
+                queue=leg["queue"], size=len(inbound.data), response=S250_QUEUED,
+                peer_address=peer, created=meta["created"], meta=extra,
+                reception_protocol=inbound.reception_protocol,
+            )
+
+
+def header_values(data: bytes, names: tuple[bytes, ...]) -> list[str | None]:
+    """The first value of each named header in the header block (unfolded, stripped)."""
+    found: dict[bytes, str] = {}
+    end = data.find(b"\r\n\r\n")
+    block = data if end < 0 else data[:end]
+    lines = block.split(b"\r\n")
+    for i, line in enumerate(lines):
+        match = _HEADER_LINE.match(line)
+        if match is None or match[1].lower() not in names or match[1].lower() in found:
+            continue
+        value = match[2]
+        for cont in lines[i + 1:]:
+            if not cont[:1] in (b" ", b"\t"):
+                break
+            value += b" " + cont.strip()
+        text = value.decode("utf-8", "replace").strip()
+        found[match[1].lower()] = text[:MAX_META_VALUE]
+    return [found.get(name) or None for name in names]

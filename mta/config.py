@@ -1,0 +1,292 @@
+"""The node's configuration: a tree of frozen dataclasses loaded from TOML plus environment.
+
+Every key can be overridden from the environment: `MTA_SMTP__LISTEN="127.0.0.1:2525"` sets
+`[smtp] listen`. Values in the environment are read as TOML values when they parse as one
+(`MTA_ROUTES='[{domains=["*"], relay="127.0.0.1:2526"}]'`), else as plain strings; a plain
+string for a list key is split on commas. Unknown keys and bad values are rejected with the
+key's path and the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from mta.units import Duration, parse_duration, parse_hostport, parse_size
+
+ENV_PREFIX = "MTA_"
+DEFAULT_SMTP_LISTEN = ("0.0.0.0:2525",)
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+TlsMode = Literal[
+    "Opportunistic", "OpportunisticInsecure", "Required", "RequiredInsecure", "Disabled"
+]
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key path and the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    name: str = dataclasses.field(default_factory=socket.gethostname)
+    hostname: str = dataclasses.field(default_factory=socket.getfqdn)
+    drain_timeout: Duration = Duration(30.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpoolConfig:
+    path: Path = Path("var/spool")
+    min_free_bytes: int = 100 * 1024 * 1024
+    fsync: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class SmtpConfig:
+    listen: tuple[str, ...] = DEFAULT_SMTP_LISTEN
+    relay_networks: tuple[str, ...] = LOOPBACK_NETWORKS
+    max_message_bytes: int = 20 * 1024 * 1024
+    max_recipients: int = 100
+    max_connections: int = 1000
+    max_connections_per_ip: int = 100
+    idle_timeout: Duration = Duration(300.0)
+    data_timeout: Duration = Duration(600.0)
+    bare_line_endings: Literal["reject", "normalize"] = "reject"
+    smtputf8: bool = True
+    max_errors: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class DnsConfig:
+    nameservers: tuple[str, ...] = ()
+    timeout: Duration = Duration(5.0)
+    min_ttl: Duration = Duration(30.0)
+    max_ttl: Duration = Duration(3600.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryConfig:
+    smtp_port: int = 25
+    enable_tls: TlsMode = "Opportunistic"
+    connect_timeout: Duration = Duration(60.0)
+    ehlo_timeout: Duration = Duration(300.0)
+    mail_from_timeout: Duration = Duration(300.0)
+    rcpt_to_timeout: Duration = Duration(300.0)
+    data_timeout: Duration = Duration(300.0)
+    data_dot_timeout: Duration = Duration(600.0)  # RFC 5321 4.5.3.2.6
+    idle_timeout: Duration = Duration(10.0)
+    connection_limit: int = 10
+    max_deliveries_per_connection: int = 100
+    max_recipients_per_batch: int = 100
+    max_ready: int = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueConfig:
+    retry_interval: Duration = Duration(20 * 60.0)
+    max_retry_interval: Duration = Duration(8 * 3600.0)
+    max_age: Duration = Duration(7 * 86400.0)
+    jitter: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteConfig:
+    domains: tuple[str, ...] = ("*",)
+    relay: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    path: Path | None = None
+    stdout: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    node: NodeConfig = dataclasses.field(default_factory=NodeConfig)
+    spool: SpoolConfig = dataclasses.field(default_factory=SpoolConfig)
+    smtp: SmtpConfig = dataclasses.field(default_factory=SmtpConfig)
+    dns: DnsConfig = dataclasses.field(default_factory=DnsConfig)
+    delivery: DeliveryConfig = dataclasses.field(default_factory=DeliveryConfig)
+    queue: QueueConfig = dataclasses.field(default_factory=QueueConfig)
+    routes: tuple[RouteConfig, ...] = ()
+    log: LogConfig = dataclasses.field(default_factory=LogConfig)
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Load `path` (TOML; None = embedded defaults) and apply `MTA_*` environment overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_toml(Path(path))
+    _apply_env(raw, os.environ if environ is None else environ)
+    return config_from_mapping(raw)
+
+
+def config_from_mapping(raw: Mapping[str, Any]) -> Config:
+    """Build and validate a Config from a parsed TOML document."""
+    config: Config = _build(Config, dict(raw), "")
+    _validate(config)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "MTA_CONFIG":
+            continue
+        keys = [part.lower() for part in name[len(ENV_PREFIX):].split("__")]
+        target = raw
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{name}: {'.'.join(keys)} is not a table in the config file")
+        target[keys[-1]] = _env_value(value)
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _build(cls: type[Any], raw: Any, path: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path or 'config'}: expected a table, got {type(raw).__name__}")
+    hints = get_type_hints(cls)
+    fields = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(f"{where}{unknown[0]}: unknown key")
+    values = {key: _convert(hints[key], value, _join(path, key)) for key, value in raw.items()}
+    return cls(**values)
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _convert(hint: Any, value: Any, path: str) -> Any:
+    if hint is Duration:
+        return _guard(path, parse_duration, value)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    origin = get_origin(hint)
+    if origin is tuple:
+        return _convert_tuple(get_args(hint)[0], value, path)
+    if origin is Literal:
+        if value not in get_args(hint):
+            choices = ", ".join(repr(choice) for choice in get_args(hint))
+            raise ConfigError(f"{path}: {value!r} is not one of {choices}")
+        return value
+    if origin is not None:  # Optional[X] / X | None
+        if value is None:
+            return None
+        inner = next(arg for arg in get_args(hint) if arg is not type(None))
+        return _convert(inner, value, path)
+    return _convert_scalar(hint, value, path)
+
+
+def _convert_tuple(item_hint: Any, value: Any, path: str) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+    return tuple(_convert(item_hint, item, _join(path, i)) for i, item in enumerate(value))
+
+
+def _convert_scalar(hint: Any, value: Any, path: str) -> Any:
+    if hint is bool:
+        return _to_bool(value, path)
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected an integer, got a boolean")
+        if path.endswith("_bytes") and isinstance(value, str):
+            return _guard(path, parse_size, value)
+        return _guard(path, int, value)
+    if hint is float:
+        return _guard(path, float, value)
+    if hint is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a path string, got {type(value).__name__}")
+        return Path(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {type(value).__name__}")
+        return value
+    raise ConfigError(f"{path}: unsupported config type {hint!r}")
+
+
+def _to_bool(value: Any, path: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "1", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.lower() in {"false", "0", "no", "off"}:
+        return False
+    raise ConfigError(f"{path}: expected true or false, got {value!r}")
+
+
+def _guard(path: str, parse: Any, value: Any) -> Any:
+    try:
+        return parse(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _validate(config: Config) -> None:
+    for i, listen in enumerate(config.smtp.listen):
+        _guard(f"smtp.listen[{i}]", parse_hostport, listen)
+    for i, network in enumerate(config.smtp.relay_networks):
+        _guard(f"smtp.relay_networks[{i}]", ipaddress.ip_network, network)
+    for i, server in enumerate(config.dns.nameservers):
+        _guard(f"dns.nameservers[{i}]", lambda text: parse_hostport(text, default_port=53), server)
+    for i, route in enumerate(config.routes):
+        if not route.domains:
+            raise ConfigError(f"routes[{i}].domains: at least one domain pattern is required")
+        if route.relay is not None:
+            _guard(f"routes[{i}].relay", lambda text: parse_hostport(text, default_port=25),
+                   route.relay)
+    _validate_ranges(config)
+
+
+def _validate_ranges(config: Config) -> None:
+    positive = {
+        "smtp.max_message_bytes": config.smtp.max_message_bytes,
+        "smtp.max_recipients": config.smtp.max_recipients,
+        "smtp.max_connections": config.smtp.max_connections,
+        "smtp.max_connections_per_ip": config.smtp.max_connections_per_ip,
+        "delivery.connection_limit": config.delivery.connection_limit,
+        "delivery.max_deliveries_per_connection": config.delivery.max_deliveries_per_connection,
+        "delivery.max_recipients_per_batch": config.delivery.max_recipients_per_batch,
+        "delivery.max_ready": config.delivery.max_ready,
+        "queue.retry_interval": config.queue.retry_interval,
+        "queue.max_age": config.queue.max_age,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key}: must be greater than zero, got {value}")
+    if not 0 < config.delivery.smtp_port < 65536:
+        raise ConfigError(f"delivery.smtp_port: {config.delivery.smtp_port} is not a TCP port")
+    if config.queue.max_retry_interval < config.queue.retry_interval:
+        raise ConfigError("queue.max_retry_interval: must not be shorter than retry_interval")
+    if not 0 <= config.queue.jitter < 1:
+        raise ConfigError(f"queue.jitter: must be in [0, 1), got {config.queue.jitter}")

@@ -1,0 +1,16 @@
+"""Outbound delivery: MX resolution, SMTP sessions, connection reuse, per-recipient outcomes."""
+
+from .engine import DeliveryEngine
+from .mx import MxResolver
+from .types import Job, Outcome, OutcomeKind, PeerAddress, Site, SiteError
+
+__all__ = [
+    "DeliveryEngine",
+    "Job",
+    "MxResolver",
+    "Outcome",
+    "OutcomeKind",
+    "PeerAddress",
+    "Site",
+    "SiteError",
+]

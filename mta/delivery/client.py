@@ -1,0 +1,362 @@
+"""One outbound SMTP session on aiosmtplib's low-level API.
+
+`SmtpSession.open` connects, reads the greeting, says EHLO (HELO if refused), applies the
+STARTTLS policy and raises `HostFailure` if this host cannot be used. `transact` runs one
+mail transaction and returns an outcome per recipient; it raises only `StaleSession`, for
+a pooled session that died before the server answered anything. Every network step runs
+inside `asyncio.timeout` with its own per-phase value; aiosmtplib's own timeouts are off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+import aiosmtplib
+from aiosmtplib import (
+    SMTPConnectError,
+    SMTPException,
+    SMTPResponse,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+)
+
+from mta.config import DeliveryConfig
+from mta.replies import S552_MESSAGE_TOO_BIG, S553_BAD_ADDRESS, Reply
+
+from . import replies as r
+from .tls import TlsContexts, is_required, tls_action
+from .transaction import Transaction, encode_data, mail_options, size_limit
+from .types import Job, Outcome, PeerAddress
+
+QUIT_TIMEOUT = 5.0  # QUIT is a courtesy; never hold a worker for it
+SERVICE_READY = 220
+SERVICE_CLOSING = 421  # RFC 5321 3.8: the server is closing the channel
+START_MAIL_INPUT = 354
+NETWORK_ERRORS = (SMTPException, OSError, TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds per SMTP phase (RFC 5321 4.5.3.2)."""
+
+    connect: float
+    ehlo: float
+    mail: float
+    rcpt: float
+    data: float
+    data_dot: float
+
+    @classmethod
+    def from_config(cls, config: DeliveryConfig) -> Timeouts:
+        return cls(
+            config.connect_timeout,
+            config.ehlo_timeout,
+            config.mail_from_timeout,
+            config.rcpt_to_timeout,
+            config.data_timeout,
+            config.data_dot_timeout,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    ehlo_name: str
+    port: int
+    tls_mode: str
+    timeouts: Timeouts
+    tls_contexts: TlsContexts
+
+
+class HostFailure(Exception):
+    """This host cannot take mail now; `outcome` says why. Try the next one."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(str(outcome.reply))
+        self.outcome = outcome
+
+
+class StaleSession(Exception):
+    """A reused session was dead before the server answered: open a new one."""
+
+
+class _ProtocolError(Exception):
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(str(reply))
+        self.reply = reply
+
+
+class SmtpSession:
+    """An open, greeted (and maybe encrypted) SMTP connection to one MX address."""
+
+    def __init__(self, smtp: aiosmtplib.SMTP, peer: PeerAddress, settings: SessionSettings):
+        self._smtp = smtp
+        self.peer = peer
+        self._settings = settings
+        self._timeouts = settings.timeouts
+        self.transactions = 0
+        self.closing = False  # the server said 421, or the connection is broken
+        self._needs_rset = False
+        self.tls_cipher: str | None = None
+        self.tls_protocol_version: str | None = None
+
+    @classmethod
+    async def open(cls, peer: PeerAddress, settings: SessionSettings) -> SmtpSession:
+        """Connect and get ready for MAIL; raises HostFailure."""
+        smtp = aiosmtplib.SMTP(
+            hostname=peer.addr,
+            port=settings.port,
+            timeout=None,
+            local_hostname=settings.ehlo_name,
+            start_tls=False,
+        )
+        session = cls(smtp, peer, settings)
+        try:
+            await session._connect()
+            await session._hello()
+            await session._secure()
+        except BaseException:
+            smtp.close()
+            raise
+        return session
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closing and self._smtp.is_connected
+
+    def outcome(self, reply: Reply, command: str) -> Outcome:
+        return Outcome(reply, command, self.peer, self.tls_cipher, self.tls_protocol_version)
+
+    def _failure(self, reply: Reply, command: str) -> HostFailure:
+        return HostFailure(self.outcome(reply, command))
+
+    def _network_reply(self, command: str, error: BaseException) -> Reply:
+        if isinstance(error, _ProtocolError):
+            return error.reply
+        if isinstance(error, TimeoutError):
+            return r.timed_out(self.peer, command)
+        return r.connection_lost(self.peer, command)
+
+    async def _command(self, command: str, seconds: float, step: Awaitable[SMTPResponse]) -> Reply:
+        """Await one exchange for at most `seconds`; a remote refusal is a Reply, not an error."""
+        try:
+            async with asyncio.timeout(seconds):
+                response = await step
+        except SMTPResponseException as error:
+            code, message = error.code, error.message
+        else:
+            code, message = response.code, response.message
+        if not 200 <= code < 600:  # aiosmtplib's -1: a malformed or overlong reply
+            raise _ProtocolError(r.protocol_error(self.peer, command, message))
+        if code == SERVICE_CLOSING:
+            self.closing = True  # and aiosmtplib has closed the connection
+        return r.from_response(code, message)
+
+    # -- opening -----------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        try:
+            reply = await self._command("connect", self._timeouts.connect, self._smtp.connect())
+        except _ProtocolError as error:
+            raise self._failure(error.reply, "connect") from None
+        except TimeoutError:
+            raise self._failure(r.connect_timed_out(self.peer), "connect") from None
+        except SMTPConnectError as error:
+            raise self._failure(self._connect_reply(error), "connect") from None
+        except OSError as error:
+            raise self._failure(r.connect_failed(self.peer, error), "connect") from None
+        if reply.code != SERVICE_READY:
+            raise self._failure(r.refused_to_talk(self.peer, "connect", reply), "connect")
+
+    def _connect_reply(self, error: SMTPConnectError) -> Reply:
+        cause = error.__cause__
+        if isinstance(cause, ConnectionRefusedError):
+            return r.connection_refused(self.peer)
+        if isinstance(cause, SMTPServerDisconnected):
+            return r.connection_lost(self.peer, "connect")
+        return r.connect_failed(self.peer, cause or error)
+
+    async def _step(self, command: str, seconds: float, step: Awaitable[SMTPResponse]) -> Reply:
+        """An exchange while opening: network trouble makes this host unusable."""
+        try:
+            return await self._command(command, seconds, step)
+        except (_ProtocolError, *NETWORK_ERRORS) as error:
+            raise self._failure(self._network_reply(command, error), command) from None
+
+    async def _hello(self) -> None:
+        name = self._settings.ehlo_name
+        command = "EHLO"
+        reply = await self._step(command, self._timeouts.ehlo, self._smtp.ehlo(hostname=name))
+        if reply.is_permanent:  # RFC 5321 3.2: an old server may know only HELO
+            command = "HELO"
+            reply = await self._step(command, self._timeouts.ehlo, self._smtp.helo(hostname=name))
+        if not 200 <= reply.code < 300:
+            raise self._failure(r.refused_to_talk(self.peer, command, reply), command)
+
+    async def _secure(self) -> None:
+        mode = self._settings.tls_mode
+        action = tls_action(mode, self._smtp.supports_extension("starttls"))
+        if action == "fail":
+            raise self._failure(r.tls_not_offered(self.peer), "STARTTLS")
+        if action == "starttls" and await self._starttls(mode):
+            await self._hello()  # RFC 3207 4.2: forget what was learnt before TLS
+            self._record_tls()
+
+    async def _starttls(self, mode: str) -> bool:
+        """True once TLS is up; False if an opportunistic STARTTLS was refused."""
+        context = self._settings.tls_contexts.for_mode(mode)
+        upgrade = self._smtp.starttls(server_hostname=self.peer.name, tls_context=context)
+        try:
+            reply = await self._command("STARTTLS", self._timeouts.ehlo, upgrade)
+        except (_ProtocolError, *NETWORK_ERRORS) as error:
+            raise self._failure(r.tls_failed(self.peer, error), "STARTTLS") from None
+        if reply.code == SERVICE_READY:
+            return True
+        if is_required(mode) or self.closing or not self._smtp.is_connected:
+            raise self._failure(r.refused_to_talk(self.peer, "STARTTLS", reply), "STARTTLS")
+        return False  # "may" level: carry on in plain text (RFC 3207 4.1)
+
+    def _record_tls(self) -> None:
+        ssl_object = self._smtp.get_transport_info("ssl_object")
+        if ssl_object is None:
+            return
+        cipher = ssl_object.cipher()
+        self.tls_cipher = cipher[0] if cipher else None
+        self.tls_protocol_version = ssl_object.version()
+
+    # -- the transaction -----------------------------------------------------------------
+
+    async def transact(self, job: Job) -> dict[str, Outcome]:
+        """Send `job`; every recipient gets an outcome. Raises StaleSession only."""
+        txn = Transaction(job, self.outcome)
+        reused = self.transactions > 0
+        self.transactions += 1
+        try:
+            await self._run(txn, job)
+        except (_ProtocolError, *NETWORK_ERRORS) as error:
+            self.abort()
+            if reused and txn.phase in ("RSET", "MAIL"):
+                raise StaleSession(str(error)) from error
+            txn.fail_pending(self._network_reply(txn.phase, error))
+        except BaseException:
+            self.abort()
+            raise
+        return txn.outcomes()
+
+    async def _run(self, txn: Transaction, job: Job) -> None:
+        if self._needs_rset:
+            await self._reset(txn)
+        if await self._envelope(txn, job) and txn.accepted:
+            await self._data(txn, job)
+
+    async def _envelope(self, txn: Transaction, job: Job) -> bool:
+        """MAIL and one RCPT per recipient; False if the session can go no further."""
+        txn.begin("MAIL")
+        if not await self._mail(txn, job):
+            return False
+        self._needs_rset = True  # a transaction stays open until the final reply
+        txn.begin("RCPT")
+        for recipient in txn.recipients:
+            if not await self._rcpt(txn, recipient):
+                return False
+        return True
+
+    async def _data(self, txn: Transaction, job: Job) -> None:
+        txn.begin("DATA")
+        data = self._smtp.execute_command(b"DATA", timeout=None)
+        reply = await self._command("DATA", self._timeouts.data, data)
+        if self._closed_by(txn, reply) or not txn.on_data(reply):
+            return
+        txn.begin(".")
+        txn.on_dot(await self._command(".", self._timeouts.data_dot, self._send(job.data)))
+        self._needs_rset = False  # RFC 5321 4.1.1.4: the final reply ends the transaction
+
+    def _closed_by(self, txn: Transaction, reply: Reply) -> bool:
+        """A 421 ends the session: it answers every recipient still waiting."""
+        if reply.code != SERVICE_CLOSING:
+            return False
+        txn.fail_pending(reply)
+        return True
+
+    async def _reset(self, txn: Transaction) -> None:
+        txn.begin("RSET")
+        reply = await self._command("RSET", self._timeouts.mail, self._smtp.rset(timeout=None))
+        if not 200 <= reply.code < 300:
+            raise _ProtocolError(reply)  # the server is in no state for a new transaction
+        self._needs_rset = False
+
+    def _refusal(self, job: Job) -> Reply | None:
+        """A reason not to send MAIL at all: too big, or SMTPUTF8 needed but missing."""
+        limit = size_limit(self._smtp.esmtp_extensions)
+        if limit is not None and len(job.data) > limit:
+            return S552_MESSAGE_TOO_BIG.with_text(f"message exceeds the limit of {self.peer}")
+        if not job.sender.isascii() and not self._smtp.supports_extension("smtputf8"):
+            return r.smtputf8_required(self.peer)
+        return None
+
+    async def _mail(self, txn: Transaction, job: Job) -> bool:
+        refusal = self._refusal(job)
+        if refusal is not None:
+            txn.refuse(txn.recipients, refusal, "MAIL")
+            return False
+        options = mail_options(job, self._smtp.esmtp_extensions)
+        encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
+        try:
+            step = self._smtp.mail(job.sender, options=options, encoding=encoding, timeout=None)
+            reply = await self._command("MAIL", self._timeouts.mail, step)
+        except ValueError as error:  # aiosmtplib refused to put the address on the wire
+            txn.refuse(txn.recipients, S553_BAD_ADDRESS.with_text(str(error)), "MAIL")
+            return False
+        if reply.code == SERVICE_CLOSING and self.transactions > 1:
+            raise SMTPServerDisconnected(str(reply))  # an idle pooled session: stale
+        return not self._closed_by(txn, reply) and txn.on_mail(reply)
+
+    async def _rcpt(self, txn: Transaction, recipient: str) -> bool:
+        """False when the session ended (421); per-recipient refusals are recorded."""
+        if not recipient.isascii() and not self._smtp.supports_extension("smtputf8"):
+            txn.refuse([recipient], r.smtputf8_required(self.peer), "RCPT")
+            return True
+        encoding = "ascii" if recipient.isascii() else "utf-8"
+        try:
+            step = self._smtp.rcpt(recipient, encoding=encoding, timeout=None)
+            reply = await self._command("RCPT", self._timeouts.rcpt, step)
+        except ValueError as error:
+            txn.refuse([recipient], S553_BAD_ADDRESS.with_text(str(error)), "RCPT")
+            return True
+        if self._closed_by(txn, reply):
+            return False
+        txn.on_rcpt(recipient, reply)
+        return True
+
+    async def _send(self, data: bytes) -> SMTPResponse:
+        """Write the dot-stuffed message and read the reply to the final dot.
+
+        aiosmtplib's `data()` would wait for 354 and for this reply under one timeout;
+        RFC 5321 4.5.3.2.6 gives the final reply its own, longer one (data_dot_timeout).
+        """
+        protocol = self._smtp.protocol
+        if protocol is None:
+            raise SMTPServerDisconnected("Connection lost")
+        protocol.write(encode_data(data))
+        # No await between the write and read_response(): aiosmtplib drops bytes that
+        # arrive while no response is being awaited.
+        return await protocol.read_response(timeout=None)
+
+    # -- closing -------------------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Drop the connection without QUIT."""
+        self.closing = True
+        self._smtp.close()
+
+    async def quit(self) -> None:
+        """Say QUIT (briefly) and close; never raises except CancelledError."""
+        try:
+            if self._smtp.is_connected:
+                async with asyncio.timeout(QUIT_TIMEOUT):
+                    await self._smtp.quit(timeout=None)
+        except NETWORK_ERRORS:
+            pass
+        finally:
+            self.abort()

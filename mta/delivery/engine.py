@@ -1,0 +1,172 @@
+"""The delivery engine: sites for domains, and jobs delivered over pooled SMTP sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import Iterable
+
+from mta.config import DeliveryConfig, RouteConfig
+from mta.replies import S554_MAIL_LOOP
+from mta.units import parse_hostport
+
+from .client import HostFailure, SessionSettings, SmtpSession, StaleSession, Timeouts
+from .local import OwnListeners, machine_addresses
+from .mx import (
+    MxResolver,
+    connection_order,
+    drop_self,
+    is_relay,
+    relay_site_name,
+    system_addresses,
+)
+from .pool import SessionPool
+from .replies import S451_CONNECT_FAILED, S451_INTERNAL_ERROR, as_transient
+from .tls import TlsContexts
+from .types import Job, Outcome, PeerAddress, Site, SiteError
+
+logger = logging.getLogger(__name__)
+
+S451_NO_HOSTS = S451_CONNECT_FAILED.with_text("No MX host left to try")
+
+
+class DeliveryEngine:
+    """Delivers jobs to sites. The caller bounds the concurrency per site."""
+
+    def __init__(
+        self,
+        config: DeliveryConfig,
+        resolver: MxResolver,
+        *,
+        ehlo_name: str,
+        own_addresses: Iterable[tuple[str, int]] = (),
+    ) -> None:
+        self._config = config
+        self._resolver = resolver
+        self._ehlo_name = ehlo_name
+        self._listeners = tuple(own_addresses)
+        self._own: OwnListeners | None = None
+        self._pool: SessionPool[SmtpSession] = SessionPool(config.idle_timeout)
+        self._timeouts = Timeouts.from_config(config)
+        self._tls_contexts = TlsContexts()
+        self._rng = random.Random()
+
+    # -- sites -------------------------------------------------------------------------
+
+    async def site_for(self, domain: str, route: RouteConfig | None) -> Site:
+        """The site for `domain` (a relay route skips the MX lookup); raises SiteError."""
+        if route is not None and route.relay is not None:
+            host, port = parse_hostport(route.relay, default_port=self._config.smtp_port)
+            site = Site(relay_site_name(host, port), ((host,),), port, self._config.enable_tls)
+        else:
+            site = await self._resolver.resolve_site(
+                domain, port=self._config.smtp_port, tls=self._config.enable_tls
+            )
+        return await self._without_self(site)
+
+    async def _own_listeners(self) -> OwnListeners:
+        if self._own is None:
+            wildcard = OwnListeners.from_listeners(self._listeners).wildcard_ports
+            machine = await machine_addresses() if wildcard else frozenset[str]()
+            self._own = OwnListeners.from_listeners(self._listeners, machine)
+        return self._own
+
+    async def _without_self(self, site: Site) -> Site:
+        """RFC 5321 5.1: drop this node and the less preferred MX hosts; none left is a loop."""
+        own = await self._own_listeners()
+        if not own.listens_on(site.port):
+            return site
+        hosts = [host for group in site.hosts for host in group]
+        found = await asyncio.gather(*(self._addresses_or_none(site, host) for host in hosts))
+        addresses = dict(zip(hosts, found, strict=True))
+        kept = drop_self(site.hosts, lambda h: any(own.is_own(a, site.port) for a in addresses[h]))
+        if not kept:
+            loop = S554_MAIL_LOOP.with_text(f"{S554_MAIL_LOOP.text} ({site.name})")
+            raise SiteError(Outcome(loop, "dns"))
+        return dataclasses.replace(site, hosts=kept)
+
+    async def _addresses(self, site: Site, host: str) -> list[str]:
+        """Addresses to try for `host`; raises SiteError for this host only."""
+        if is_relay(site):
+            return await system_addresses(host, site.port, self._config.connect_timeout)
+        return await self._resolver.addresses(host)
+
+    async def _addresses_or_none(self, site: Site, host: str) -> list[str]:
+        try:
+            return await self._addresses(site, host)
+        except SiteError:
+            return []  # reported when a connection to it is attempted
+
+    # -- delivery ----------------------------------------------------------------------
+
+    async def deliver(self, site: Site, job: Job) -> dict[str, Outcome]:
+        """Deliver `job` to `site`: an outcome for every recipient; never raises for a
+        delivery problem (cancellation excepted)."""
+        try:
+            return await self._deliver(site, job)
+        except Exception:  # a bug must not lose recipients: retry them later
+            logger.exception("delivery of %s to %s failed unexpectedly", job.msg_id, site.name)
+            return dict.fromkeys(job.recipients, Outcome(S451_INTERNAL_ERROR))
+
+    async def _deliver(self, site: Site, job: Job) -> dict[str, Outcome]:
+        if not job.recipients:
+            return {}
+        session = self._pool.take(site.name)
+        if session is not None:
+            try:
+                return self._finish(site, session, await session.transact(job))
+            except StaleSession:
+                logger.debug("pooled session to %s was dead; opening a new one", session.peer)
+        try:
+            session = await self._open(site)
+        except HostFailure as failure:
+            return dict.fromkeys(job.recipients, failure.outcome)
+        return self._finish(site, session, await session.transact(job))
+
+    def _finish(
+        self, site: Site, session: SmtpSession, outcomes: dict[str, Outcome]
+    ) -> dict[str, Outcome]:
+        if session.transactions < self._config.max_deliveries_per_connection:
+            self._pool.put(site.name, session)
+        else:
+            self._pool.retire(session)
+        return outcomes
+
+    async def _open(self, site: Site) -> SmtpSession:
+        """A session with the first host that works (raises HostFailure, always transient:
+        a host refusing to talk is not the recipient's fault)."""
+        settings = SessionSettings(
+            self._ehlo_name, site.port, site.tls, self._timeouts, self._tls_contexts
+        )
+        last = Outcome(S451_NO_HOSTS)
+        for host in connection_order(site.hosts, self._rng):
+            try:
+                for peer in await self._peers(site, host):
+                    try:
+                        return await SmtpSession.open(peer, settings)
+                    except HostFailure as failure:
+                        logger.info("%s: %s", site.name, failure.outcome.reply)
+                        last = failure.outcome
+            except SiteError as error:
+                last = error.outcome
+        raise HostFailure(dataclasses.replace(last, reply=as_transient(last.reply)))
+
+    async def _peers(self, site: Site, host: str) -> list[PeerAddress]:
+        """The addresses of `host` to connect to; ours are refused (a loop)."""
+        own = await self._own_listeners()
+        peers = [PeerAddress(host, addr) for addr in await self._addresses(site, host)]
+        looping = [peer for peer in peers if own.is_own(peer.addr, site.port)]
+        if looping and len(looping) == len(peers):
+            raise SiteError(Outcome(S554_MAIL_LOOP, "connect", looping[0]))
+        return [peer for peer in peers if peer not in looping]
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    def idle_connections(self, site_name: str) -> int:
+        return self._pool.idle(site_name)
+
+    async def close(self) -> None:
+        """QUIT and close every pooled session."""
+        await self._pool.close()

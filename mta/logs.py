@@ -1,0 +1,402 @@
+"""JSON log records, one object per line, with KumoMTA's field names and record types.
+
+Every outcome (reception, delivery, transient failure, bounce, ...) becomes one record. Records
+are built and serialised on the caller's path but written by a background task: `record()` only
+appends to a bounded in-memory buffer, so a slow pipe or disk can never stall delivery. When the
+buffer is full the record is counted in `dropped` instead (never block, never grow unbounded).
+Listeners (metrics, webhooks, the TSA publisher) get every record as a dict, dropped or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal, Protocol, TextIO
+
+import orjson
+
+from mta.replies import Reply
+
+_log = logging.getLogger(__name__)
+
+RecordType = Literal[
+    "Reception",
+    "Delivery",
+    "TransientFailure",
+    "Bounce",
+    "Expiration",
+    "AdminBounce",
+    "Rejection",
+    "Delayed",
+]
+Listener = Callable[[dict[str, Any]], None]
+
+RECORDS_FILE_NAME = "records.jsonl"
+DEFAULT_MAX_BUFFER = 100_000
+# Lines handed to one writer thread call: large enough to amortise the thread hop, small enough
+# that a huge backlog does not build one giant string.
+WRITE_BATCH_LINES = 5_000
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")  # RFC 3463 class.subject.detail
+
+
+class PeerAddressLike(Protocol):
+    """Anything with `name` (MX host or EHLO name) and `addr` (IP address)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def addr(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAddress:
+    """The peer of a record: `name` from the MX record or EHLO, `addr` its IP address."""
+
+    name: str
+    addr: str
+
+
+def response_fields(reply: Reply, command: str | None = None) -> dict[str, Any]:
+    """KumoMTA's `response` object for a reply (enhanced code split into its three numbers)."""
+    return {
+        "code": reply.code,
+        "enhanced_code": _enhanced_fields(reply.enhanced),
+        "content": reply.text,
+        "command": command,
+    }
+
+
+def _enhanced_fields(enhanced: str) -> dict[str, int] | None:
+    match = _ENHANCED.match(enhanced)
+    if match is None:
+        return None
+    cls, subject, detail = (int(part) for part in match.groups())
+    return {"class": cls, "subject": subject, "detail": detail}
+
+
+# Bounce classification. Rules mirror the layout of KumoMTA's classifier files
+# (`[rules] ClassName = ["regex", ...]`): an ordered table of class -> patterns, matched against
+# "<code> <enhanced> <text>" (str(Reply)); the first class with a matching pattern wins, so the
+# specific (code + wording) rules come before the broad ones. Codes follow the IANA registry of
+# enhanced status codes (RFC 3463, RFC 5248).
+DEFAULT_BOUNCE_RULES: Mapping[str, Sequence[str]] = {
+    "SpamContent": (
+        r"^5\d\d .*\b(spam content|content (was )?(rejected|blocked)"
+        r"|(looks like|appears to be|identified as|detected as|classified as) spam)",
+        r"^5\d\d [45]\.7\.1 .*\b(virus|malware|phish)",
+    ),
+    "SpamBlock": (
+        r"^5\d\d [45]\.7\.1\b.*\b(spam|block(ed|list(ed)?)?|blacklist(ed)?|reputation|rbl|dnsbl)",
+        r"^5\d\d .*\b(spamhaus|spamcop|barracuda|blacklisted|blocklisted|listed (on|in|at) )",
+    ),
+    "InvalidRecipient": (
+        r"^\d{3} [45]\.1\.[01346]\b",
+        r"^\d{3} .*\b(user unknown|unknown user|no such (user|mailbox|recipient)"
+        r"|recipient (address )?(unknown|rejected)|mailbox (not found|does not exist))",
+        r"^5\d\d .*\b(account|address|mailbox|user) (does not|doesn't) exist",
+    ),
+    "BadDomain": (
+        r"^\d{3} [45]\.1\.(2|10)\b",
+        r"^\d{3} .*\b(domain (not found|does not exist)|host (or domain name )?not found"
+        r"|no such domain|null mx)",
+    ),
+    "InactiveMailbox": (r"^\d{3} [45]\.2\.1\b",),
+    "InvalidSender": (r"^\d{3} [45]\.1\.[78]\b",),
+    "QuotaIssues": (
+        r"^\d{3} [45]\.2\.[23]\b",
+        r"^\d{3} [45]\.3\.[14]\b",
+        r"^\d{3} .*\b(quota|mailbox (is )?full|over ?quota|insufficient (system )?storage)",
+    ),
+    "MessageExpired": (
+        r"^\d{3} [45]\.4\.7\b",
+        r"^\d{3} .*\b(expired|too old|max(imum)? age)",
+    ),
+    "NoAnswerFromHost": (
+        r"^\d{3} [45]\.4\.1\b",
+        r"^\d{3} .*\b(connection refused|timed out|timeout|no route to host|unreachable)",
+    ),
+    "BadConnection": (
+        r"^\d{3} [45]\.4\.2\b",
+        r"^\d{3} .*\b(connection (reset|lost|dropped|closed)|broken pipe|tls handshake)",
+    ),
+    "DNSFailure": (r"^\d{3} [45]\.4\.3\b",),
+    "RoutingErrors": (r"^\d{3} [45]\.4\.[46]\b",),
+    "TooManyRecipients": (r"^\d{3} [45]\.5\.3\b",),
+    "ProtocolErrors": (r"^\d{3} [45]\.[56]\.\d{1,3}\b",),
+    "AuthenticationFailed": (
+        r"^5\d\d [45]\.7\.(8|26)\b",
+        r"^5\d\d .*\b(spf|dkim|dmarc)\b.*\b(fail(ed|ure)?|reject(ed)?)",
+    ),
+    "RelayDenied": (r"^5\d\d .*\brelay(ing)? (denied|not (permitted|allowed))",),
+    "PolicyRelated": (
+        r"^\d{3} [45]\.7\.\d{1,3}\b",
+        r"^\d{3} .*\bpolicy\b",
+    ),
+    "TransientFailure": (
+        r"^4\d\d [45]\.4\.5\b",
+        r"^4\d\d .*\b(try again later|greylist(ed|ing)?|temporarily (deferred|unavailable))",
+    ),
+}
+UNCATEGORIZED = "Uncategorized"
+
+
+class BounceClassifier:
+    """Map a failure reply to a KumoMTA bounce class using an ordered rule table."""
+
+    def __init__(self, rules: Mapping[str, Sequence[str]] = DEFAULT_BOUNCE_RULES) -> None:
+        self._rules = [
+            (name, [re.compile(pattern, re.IGNORECASE) for pattern in patterns])
+            for name, patterns in rules.items()
+        ]
+
+    def classify(self, reply: Reply) -> str:
+        """The class name of the first matching rule; "Uncategorized" for successes or no match."""
+        if reply.is_success:
+            return UNCATEGORIZED
+        line = str(reply)
+        for name, patterns in self._rules:
+            if any(pattern.search(line) for pattern in patterns):
+                return name
+        return UNCATEGORIZED
+
+
+_DEFAULT_CLASSIFIER = BounceClassifier()
+
+
+def classify_bounce(reply: Reply) -> str:
+    """Classify with the default rules (`DEFAULT_BOUNCE_RULES`)."""
+    return _DEFAULT_CLASSIFIER.classify(reply)
+
+
+def _peer_fields(peer: PeerAddressLike | None) -> dict[str, str] | None:
+    return None if peer is None else {"name": peer.name, "addr": peer.addr}
+
+
+class RecordLog:
+    """Builds KumoMTA-shaped log records and writes them, one JSON line each, off the loop.
+
+    Sinks: stdout (or `stream`) when `stdout` is true, and `<path>/records.jsonl` when `path`
+    is given. `record()` never blocks; `start()` runs the writer, `close()` flushes and stops it.
+    Call `record()` from the event loop's thread (it wakes the writer through an asyncio.Event).
+    """
+
+    def __init__(
+        self,
+        *,
+        nodeid: str,
+        stdout: bool = True,
+        path: Path | None = None,
+        stream: TextIO | None = None,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+    ) -> None:
+        if max_buffer < 1:
+            raise ValueError("max_buffer must be at least 1")
+        self.nodeid = nodeid
+        self.dropped = 0
+        self.written = 0
+        self.write_errors = 0
+        self._stdout = stdout
+        self._stream = stream
+        self._path = path
+        self._file: IO[bytes] | None = None
+        self._max_buffer = max_buffer
+        self._buffer: deque[bytes] = deque()
+        self._listeners: list[Listener] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._drain_lock = asyncio.Lock()  # one writer thread at a time keeps lines in order
+
+    @property
+    def buffered(self) -> int:
+        """Records waiting for the writer."""
+        return len(self._buffer)
+
+    def add_listener(self, fn: Listener) -> None:
+        """Call `fn(record_dict)` for every record, on the caller's path (keep it cheap)."""
+        self._listeners.append(fn)
+
+    def record(
+        self,
+        type: RecordType,
+        *,
+        id: str,
+        sender: str,
+        recipient: str | None = None,
+        queue: str = "",
+        site: str = "",
+        size: int = 0,
+        response: Reply,
+        command: str | None = None,
+        peer_address: PeerAddressLike | None = None,
+        created: float | None = None,
+        num_attempts: int = 0,
+        bounce_classification: str = UNCATEGORIZED,
+        egress_pool: str | None = None,
+        egress_source: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        reception_protocol: str | None = None,
+        delivery_protocol: str | None = None,
+        tls_cipher: str | None = None,
+        tls_protocol_version: str | None = None,
+    ) -> None:
+        """Build one record, hand it to the listeners and queue its JSON line (never blocks)."""
+        now = int(time.time())
+        entry: dict[str, Any] = {
+            "type": type,
+            "id": id,
+            "sender": sender,
+            # KumoMTA's recipient is always a string; "" when the record has none.
+            "recipient": recipient or "",
+            "queue": queue,
+            "site": site,
+            "size": size,
+            "response": response_fields(response, command),
+            "peer_address": _peer_fields(peer_address),
+            "timestamp": now,
+            "created": now if created is None else int(created),
+            "num_attempts": num_attempts,
+            "bounce_classification": bounce_classification,
+            "egress_pool": egress_pool,
+            "egress_source": egress_source,
+            "source_address": None,
+            "provider": None,
+            "feedback_report": None,
+            "meta": dict(meta or {}),
+            "headers": dict(headers or {}),
+            "delivery_protocol": delivery_protocol,
+            "reception_protocol": reception_protocol,
+            "nodeid": self.nodeid,
+            "tls_cipher": tls_cipher,
+            "tls_protocol_version": tls_protocol_version,
+        }
+        self._emit(entry)
+
+    def rejection(
+        self,
+        *,
+        sender: str | None,
+        recipient: str | None,
+        reply: Reply,
+        command: str,
+        peer_address: str,
+        peer_name: str = "",
+    ) -> None:
+        """Log a "Rejection": a 4xx/5xx this node answered to an inbound SMTP command."""
+        self.record(
+            "Rejection",
+            id="",
+            sender=sender or "",
+            recipient=recipient,
+            response=reply,
+            command=command,
+            peer_address=PeerAddress(peer_name, peer_address),
+            reception_protocol="ESMTP",
+        )
+
+    def _emit(self, entry: dict[str, Any]) -> None:
+        # Serialise before the listeners run, so a listener that mutates the dict cannot
+        # change what is written.
+        if len(self._buffer) >= self._max_buffer:
+            self.dropped += 1
+        else:
+            # default=str: an odd meta value degrades to its text instead of raising here.
+            line = orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE)
+            self._buffer.append(line)
+            if self._wakeup is not None:
+                self._wakeup.set()
+        for listener in self._listeners:
+            try:
+                listener(entry)
+            except Exception:  # a broken listener must not fail a delivery
+                _log.exception("log record listener %r failed", listener)
+
+    async def start(self) -> None:
+        """Start the writer task (records logged before this are written first)."""
+        if self._task is not None and not self._task.done():
+            return
+        self._closing = False
+        self._wakeup = asyncio.Event()
+        self._wakeup.set()
+        self._task = asyncio.create_task(self._run(), name="record-log-writer")
+
+    async def close(self) -> None:
+        """Write everything buffered, stop the writer and close the file. Idempotent."""
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            assert self._wakeup is not None
+            self._wakeup.set()
+            # wait() rather than await: a writer cancelled from outside must not make close()
+            # look cancelled to its caller.
+            await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is not None:
+                _log.error("log writer failed", exc_info=task.exception())
+        self._wakeup = None
+        await self._drain()  # records logged after the task stopped, or without start()
+        async with self._drain_lock:
+            if self._file is not None:
+                file, self._file = self._file, None
+                await asyncio.to_thread(file.close)
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self._drain()
+            if self._closing:
+                return
+
+    async def _drain(self) -> None:
+        async with self._drain_lock:
+            while self._buffer:
+                count = min(len(self._buffer), WRITE_BATCH_LINES)
+                batch = [self._buffer.popleft() for _ in range(count)]
+                if await asyncio.to_thread(self._write_batch, batch):
+                    self.written += len(batch)
+                else:
+                    self.write_errors += 1
+
+    def _write_batch(self, batch: list[bytes]) -> bool:
+        """Runs in a worker thread, the only place that touches the sinks; False on an error."""
+        data = b"".join(batch)
+        ok = True
+        # Each sink on its own: a closed stdout pipe must not stop the file, nor the reverse.
+        # A failed batch is lost for that sink; the writer carries on with the next one.
+        if self._stdout:
+            ok = _guarded(self._write_stream, data) and ok
+        if self._path is not None:
+            ok = _guarded(self._write_file, data) and ok
+        return ok
+
+    def _write_stream(self, data: bytes) -> None:
+        stream = self._stream if self._stream is not None else sys.stdout
+        stream.write(data.decode())
+        stream.flush()
+
+    def _write_file(self, data: bytes) -> None:
+        if self._file is None:
+            assert self._path is not None
+            self._path.mkdir(parents=True, exist_ok=True)
+            self._file = (self._path / RECORDS_FILE_NAME).open("ab")
+        self._file.write(data)
+        self._file.flush()  # visible to readers after each batch; durability is not needed here
+
+
+def _guarded(write: Callable[[bytes], None], data: bytes) -> bool:
+    try:
+        write(data)
+    except (OSError, ValueError):  # ValueError: the stream was closed under us
+        _log.exception("writing log records failed (%d bytes lost)", len(data))
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Scheduled queues per destination, ready queues per site, retries, expiry and bounces."""

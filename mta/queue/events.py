@@ -1,0 +1,75 @@
+"""The log records the queue manager writes for each recipient outcome."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from mta.delivery import Outcome
+from mta.logs import RecordLog, classify_bounce
+from mta.queue.meta import Meta
+from mta.replies import Reply
+
+_OUTCOME_TYPES = {"delivered": "Delivery", "transient": "TransientFailure", "permanent": "Bounce"}
+
+
+class OutcomeLog(Protocol):
+    def outcome(self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str,
+                outcome: Outcome, site: str) -> None: ...
+
+    def expiration(self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str,
+                   reply: Reply, site: str) -> None: ...
+
+
+class QueueEvents:
+    """Turns queue outcomes into KumoMTA-style log records."""
+
+    def __init__(self, records: RecordLog) -> None:
+        self._records = records
+
+    def outcome(self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str,
+                outcome: Outcome, site: str) -> None:
+        kind = _OUTCOME_TYPES[outcome.kind]
+        self._records.record(
+            kind,  # type: ignore[arg-type]
+            **_common(msg_id, meta, leg, rcpt, site),
+            response=outcome.reply,
+            command=outcome.command,
+            peer_address=outcome.peer,
+            num_attempts=leg["attempts"] + 1,
+            bounce_classification=_classification(outcome.reply),
+            delivery_protocol="ESMTP",
+            tls_cipher=outcome.tls_cipher,
+            tls_protocol_version=outcome.tls_protocol_version,
+        )
+
+    def expiration(self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str,
+                   reply: Reply, site: str) -> None:
+        self._records.record(
+            "Expiration",
+            **_common(msg_id, meta, leg, rcpt, site),
+            response=reply,
+            num_attempts=leg["attempts"],
+            bounce_classification="MessageExpired",
+        )
+
+
+def _classification(reply: Reply) -> str:
+    return "Uncategorized" if reply.is_success else classify_bounce(reply)
+
+
+def _common(msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, site: str) -> dict[str, Any]:
+    return {
+        "id": msg_id,
+        "sender": meta["sender"],
+        "recipient": rcpt,
+        "queue": leg["queue"],
+        "site": site,
+        "size": meta["size"],
+        "created": meta["created"],
+        "meta": _message_meta(meta),
+        "reception_protocol": meta["reception_protocol"],
+    }
+
+
+def _message_meta(meta: Meta) -> dict[str, Any]:
+    return {key: meta[key] for key in ("tenant", "campaign") if meta.get(key)}

@@ -1,0 +1,319 @@
+"""The queue manager: from an accepted message to a per-recipient outcome.
+
+Entries are `(message id, recipient domain)` pairs ("legs"). A leg waits in its scheduled queue
+until due, is bound to the ready queue of its destination site (MX rollup), is attempted by a
+worker of that site, and the per-recipient outcomes decide what happens next: delivered and
+bounced recipients leave the leg, transient ones keep it for a later attempt, past `max_age` it
+expires. Bounces and expiries produce one DSN per attempt to the envelope sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+
+from mta.config import Config
+from mta.delivery import DeliveryEngine, Job, Outcome, Site, SiteError
+from mta.dsn import FailedRecipient, build_dsn
+from mta.queue.events import OutcomeLog
+from mta.queue.meta import Meta, MetaError, check_meta, snapshot
+from mta.queue.ready import ReadyQueue
+from mta.queue.retry import is_expired, retry_delay
+from mta.queue.routes import match_route
+from mta.queue.scheduler import Scheduler
+from mta.replies import S451_LOCAL_ERROR, S551_MESSAGE_EXPIRED
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (message id, recipient domain)
+DsnSubmitter = Callable[[str, bytes], Awaitable[object]]
+
+PROMOTERS = 8  # concurrent site resolutions; DNS answers are cached, so few are needed
+READY_FULL_DELAY = 1.0  # seconds before retrying to bind an entry whose ready queue is full
+
+
+class SpoolLike(Protocol):
+    async def update(self, msg_id: str, meta: Any) -> None: ...
+    async def remove(self, msg_id: str) -> None: ...
+    def read(self, msg_id: str) -> bytes: ...
+
+
+class RecoveredLike(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def meta(self) -> dict[str, Any]: ...
+
+
+class QueueManager:
+    """Owns every queued leg of every message in the spool."""
+
+    def __init__(self, config: Config, *, spool: SpoolLike, engine: DeliveryEngine,
+                 log: OutcomeLog, clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None) -> None:
+        self._config = config
+        self._spool = spool
+        self._engine = engine
+        self._log = log
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._messages: dict[str, Meta] = {}
+        self._scheduler: Scheduler[Key] = Scheduler(self._on_due, clock)
+        self._due: deque[Key] = deque()
+        self._due_event = asyncio.Event()
+        self._ready: dict[str, ReadyQueue[Key]] = {}
+        self._sites: dict[str, Site] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._submit_dsn: DsnSubmitter | None = None
+
+    def set_dsn_submitter(self, submit: DsnSubmitter) -> None:
+        """`submit(recipient, message)` stores a DSN from the null sender like any message."""
+        self._submit_dsn = submit
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, recovered: Iterable[RecoveredLike] = ()) -> None:
+        for message in recovered:
+            await self._recover(message.id, message.meta)
+        self._tasks.append(asyncio.create_task(self._scheduler.run(), name="scheduler"))
+        for i in range(PROMOTERS):
+            self._tasks.append(asyncio.create_task(self._promoter(), name=f"promoter-{i}"))
+
+    async def shutdown(self, drain_timeout: float) -> None:
+        """Stop binding new work, let attempts in flight finish up to the timeout, cancel the rest.
+
+        Entries not attempted stay in the spool untouched and are re-queued at the next start.
+        """
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for ready in self._ready.values():
+            ready.closing = True
+        try:
+            async with asyncio.timeout(drain_timeout):
+                for ready in list(self._ready.values()):
+                    await ready.wait_idle()
+        except TimeoutError:
+            logger.warning("drain timeout after %.1fs: cancelling deliveries", drain_timeout)
+            for ready in self._ready.values():
+                ready.cancel()
+            for ready in self._ready.values():
+                await ready.wait_idle()
+
+    # -- intake ----------------------------------------------------------------------------
+
+    def insert(self, msg_id: str, meta: Meta) -> None:
+        """Queue a message that the spool has durably stored."""
+        self._messages[msg_id] = meta
+        now = self._clock()
+        for domain, leg in meta["legs"].items():
+            if leg["due"] <= now:
+                self._on_due((msg_id, domain))
+            else:
+                self._scheduler.schedule((msg_id, domain), leg["due"], leg["queue"])
+
+    async def _recover(self, msg_id: str, meta: dict[str, Any]) -> None:
+        try:
+            check_meta(meta)
+        except MetaError as exc:
+            logger.error("message %s left in the spool: %s", msg_id, exc)
+            return
+        self._messages[msg_id] = meta
+        now = self._clock()
+        for domain in list(meta["legs"]):
+            if is_expired(self._config.queue, meta["created"], now):
+                await self._expire_now(msg_id, domain)
+            elif meta["legs"][domain]["due"] <= now:
+                self._on_due((msg_id, domain))
+            else:
+                leg = meta["legs"][domain]
+                self._scheduler.schedule((msg_id, domain), leg["due"], leg["queue"])
+
+    # -- scheduled -> ready ----------------------------------------------------------------
+
+    def _on_due(self, key: Key) -> None:
+        self._due.append(key)
+        self._due_event.set()
+
+    async def _promoter(self) -> None:
+        while True:
+            while not self._due:
+                self._due_event.clear()
+                await self._due_event.wait()
+            await self._promote(self._due.popleft())
+
+    async def _promote(self, key: Key) -> None:
+        msg_id, domain = key
+        if msg_id not in self._messages:
+            return
+        route = match_route(self._config.routes, domain)
+        try:
+            site = await self._engine.site_for(domain, route)
+        except SiteError as exc:
+            await self._settle(key, None, self._all_recipients(key, exc.outcome))
+            return
+        ready = self._ready_queue(site)
+        if not ready.put(key):
+            leg = self._messages[msg_id]["legs"][domain]
+            self._scheduler.schedule(key, self._clock() + READY_FULL_DELAY, leg["queue"])
+
+    def _ready_queue(self, site: Site) -> ReadyQueue[Key]:
+        self._sites[site.name] = site
+        ready = self._ready.get(site.name)
+        if ready is None:
+            delivery = self._config.delivery
+            ready = ReadyQueue(site.name, max_ready=delivery.max_ready,
+                               max_workers=delivery.connection_limit,
+                               attempt=lambda key: self._attempt(site.name, key))
+            self._ready[site.name] = ready
+        return ready
+
+    # -- attempts --------------------------------------------------------------------------
+
+    async def _attempt(self, site_name: str, key: Key) -> None:
+        msg_id, domain = key
+        meta = self._messages.get(msg_id)
+        if meta is None or domain not in meta["legs"]:
+            return
+        site = self._sites[site_name]
+        try:
+            data = self._spool.read(msg_id)
+        except Exception:
+            logger.exception("cannot read message %s from the spool", msg_id)
+            outcome = Outcome(S451_LOCAL_ERROR.with_text("cannot read message from the spool"))
+            await self._settle(key, site, self._all_recipients(key, outcome))
+            return
+        outcomes: dict[str, Outcome] = {}
+        batch = self._config.delivery.max_recipients_per_batch
+        rcpts = list(meta["legs"][domain]["rcpts"])
+        for start in range(0, len(rcpts), batch):
+            job = Job(msg_id, meta["sender"], tuple(rcpts[start:start + batch]), data)
+            outcomes.update(await self._engine.deliver(site, job))
+        await self._settle(key, site, outcomes)
+
+    def _all_recipients(self, key: Key, outcome: Outcome) -> dict[str, Outcome]:
+        leg = self._messages[key[0]]["legs"][key[1]]
+        return dict.fromkeys(leg["rcpts"], outcome)
+
+    async def _settle(self, key: Key, site: Site | None, outcomes: dict[str, Outcome]) -> None:
+        """Apply one attempt's per-recipient outcomes to the leg and persist the result."""
+        msg_id, domain = key
+        meta = self._messages[msg_id]
+        leg = meta["legs"][domain]
+        site_name = site.name if site else ""
+        failed: list[FailedRecipient] = []
+        for rcpt, outcome in outcomes.items():
+            self._log.outcome(msg_id, meta, leg, rcpt, outcome, site_name)
+            if outcome.kind == "permanent":
+                failed.append(_failed(rcpt, outcome, self._clock()))
+        leg["rcpts"] = [r for r in leg["rcpts"]
+                        if r not in outcomes or outcomes[r].kind == "transient"]
+        due = None
+        if leg["rcpts"]:
+            due = self._next_due(meta, leg, outcomes)
+            if due is None:
+                failed.extend(self._expire_leg(msg_id, meta, leg, site_name))
+        await self._finish(key, failed, due)
+
+    def _next_due(self, meta: Meta, leg: dict[str, Any],
+                  outcomes: dict[str, Outcome]) -> float | None:
+        leg["attempts"] += 1
+        transient = [o for o in outcomes.values() if o.kind == "transient"]
+        if transient:
+            leg["last_reply"] = str(transient[-1].reply)
+        due = self._clock() + retry_delay(self._config.queue, leg["attempts"], self._rng)
+        if is_expired(self._config.queue, meta["created"], due):
+            return None
+        return due
+
+    def _expire_leg(self, msg_id: str, meta: Meta, leg: dict[str, Any],
+                    site_name: str) -> list[FailedRecipient]:
+        last = leg.get("last_reply") or "no attempt was made"
+        reply = S551_MESSAGE_EXPIRED.with_text(
+            f"Delivery time expired after {leg['attempts']} attempts; last error: {last}")
+        expired = []
+        for rcpt in leg["rcpts"]:
+            self._log.expiration(msg_id, meta, leg, rcpt, reply, site_name)
+            expired.append(FailedRecipient(rcpt, reply, last_attempt=self._clock()))
+        leg["rcpts"] = []
+        return expired
+
+    async def _expire_now(self, msg_id: str, domain: str) -> None:
+        meta = self._messages[msg_id]
+        failed = self._expire_leg(msg_id, meta, meta["legs"][domain], "")
+        await self._finish((msg_id, domain), failed, None)
+
+    async def _finish(self, key: Key, failed: list[FailedRecipient], due: float | None) -> None:
+        msg_id, domain = key
+        meta = self._messages[msg_id]
+        leg = meta["legs"][domain]
+        if not leg["rcpts"]:
+            del meta["legs"][domain]
+        if failed and meta["sender"]:
+            await self._send_dsn(msg_id, meta, failed)
+        if not meta["legs"]:
+            del self._messages[msg_id]
+            await self._persist(self._spool.remove(msg_id), msg_id)
+            return
+        if due is not None and domain in meta["legs"]:
+            leg["due"] = due
+            await self._persist(self._spool.update(msg_id, snapshot(meta)), msg_id)
+            self._scheduler.schedule(key, due, leg["queue"])
+        else:
+            await self._persist(self._spool.update(msg_id, snapshot(meta)), msg_id)
+
+    async def _persist(self, write: Awaitable[None], msg_id: str) -> None:
+        try:
+            await write
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The in-memory state goes on; at worst a restart re-attempts (at-least-once).
+            logger.exception("could not record the state of message %s in the spool", msg_id)
+
+    async def _send_dsn(self, msg_id: str, meta: Meta, failed: list[FailedRecipient]) -> None:
+        if self._submit_dsn is None:
+            logger.error("no DSN submitter: bounce for %s not sent", msg_id)
+            return
+        try:
+            original = self._spool.read(msg_id)
+            dsn = build_dsn(reporting_mta=self._config.node.hostname,
+                            original_sender=meta["sender"], original_message=original,
+                            arrival_date=meta["created"], recipients=failed,
+                            original_envelope_id=msg_id)
+            await self._submit_dsn(meta["sender"], dsn)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("could not queue the DSN for message %s", msg_id)
+
+    # -- introspection ---------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "messages": len(self._messages),
+            "scheduled": len(self._scheduler),
+            "due": len(self._due),
+            "ready": sum(len(ready) for ready in self._ready.values()),
+            "in_flight": sum(ready.busy for ready in self._ready.values()),
+        }
+
+    def scheduled_queues(self) -> dict[str, int]:
+        return self._scheduler.queue_sizes()
+
+    def ready_queues(self) -> dict[str, int]:
+        return {name: len(ready) for name, ready in self._ready.items()}
+
+    def is_idle(self) -> bool:
+        stats = self.stats()
+        return stats["due"] == 0 and stats["ready"] == 0 and stats["in_flight"] == 0
+
+
+def _failed(rcpt: str, outcome: Outcome, when: float) -> FailedRecipient:
+    remote = outcome.peer.name if outcome.peer else None
+    return FailedRecipient(rcpt, outcome.reply, remote_mta=remote, last_attempt=when)

@@ -1,0 +1,78 @@
+"""Ready queues: one per destination site, bounded, drained by up to N delivery workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+
+
+class ReadyQueue(Generic[K]):
+    """Entries whose time has come, waiting for a connection to their site.
+
+    `put` refuses (returns False) when `max_ready` entries are waiting: the caller reschedules
+    instead of letting one slow site hold unbounded memory. Workers are started on demand, up to
+    `max_workers` (the site's connection limit), and exit when the queue is empty.
+    """
+
+    def __init__(self, name: str, *, max_ready: int, max_workers: int,
+                 attempt: Callable[[K], Awaitable[None]]) -> None:
+        self.name = name
+        self._items: deque[K] = deque()
+        self._max_ready = max_ready
+        self._max_workers = max_workers
+        self._attempt = attempt
+        self._workers: set[asyncio.Task[None]] = set()
+        self._attempting = 0
+        self.suspended = False
+        self.closing = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def busy(self) -> int:
+        return self._attempting
+
+    def put(self, key: K) -> bool:
+        if len(self._items) >= self._max_ready:
+            return False
+        self._items.append(key)
+        self._spawn()
+        return True
+
+    def drain_items(self) -> list[K]:
+        """Take every waiting entry out (for a shutdown that keeps them in the spool)."""
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+    def _spawn(self) -> None:
+        if self.suspended or self.closing:
+            return
+        # A worker busy in an attempt cannot take a new entry soon: count only the free ones.
+        while (len(self._workers) < self._max_workers
+               and len(self._workers) - self._attempting < len(self._items)):
+            task = asyncio.get_running_loop().create_task(self._work(), name=f"ready:{self.name}")
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        while self._items and not self.closing and not self.suspended:
+            self._attempting += 1
+            try:
+                await self._attempt(self._items.popleft())
+            finally:
+                self._attempting -= 1
+
+    async def wait_idle(self) -> None:
+        """Wait for the running workers to finish their current attempts."""
+        while self._workers:
+            await asyncio.wait(set(self._workers))
+
+    def cancel(self) -> None:
+        for task in self._workers:
+            task.cancel()

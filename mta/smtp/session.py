@@ -1,0 +1,299 @@
+"""One SMTP connection: aiosmtpd's protocol with small overrides where a handler hook is not enough.
+
+What aiosmtpd 1.4.6 does and what we change (see also DataReceiver):
+- Command lines: it allows 512 octets *plus* CRLF, and every EHLO grows MAIL's limit (by 26
+  for SIZE, 10 for SMTPUTF8) in a table shared by all sessions. Ours is 512 octets with CRLF
+  for every command (RFC 5321 4.5.3.1.4), fixed: with paths of at most 256 octets (4.5.3.1.3)
+  a valid MAIL line never needs the extension allowances. Over-long lines get 500 5.5.2.
+- DATA: its loop ends data only at CRLF.CRLF and unstuffs once (correct), but keeps every
+  fragment of a line without CRLF in memory and answers limits without enhanced codes. Our
+  smtp_DATA reads the same way and lets the pure DataReceiver decide.
+- Idle timeout: it closes silently; we send 421 4.4.2 first. During DATA `data_timeout`
+  applies between received pieces instead.
+- Unknown commands: it hangs up after 5 with a 502 of its own; all command errors (syntax,
+  unknown, bad sequence) share our `max_errors` budget, then 421 4.7.0 and close.
+- Replies: every reply goes out through `push`, which completes aiosmtpd's own replies with
+  enhanced codes, counts command errors and reports 4xx/5xx to MAIL/RCPT/DATA as Rejections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, AnyStr, Protocol, cast
+
+from aiosmtpd.smtp import SMTP, syntax
+
+from mta.replies import S354_START_INPUT, S421_IDLE_TIMEOUT, S421_TOO_MANY_ERRORS, Reply
+from mta.smtp.codes import (
+    COMMAND_ERROR_CODES,
+    S500_UNKNOWN_COMMAND,
+    S501_DATA_SYNTAX,
+    S503_NEED_RCPT,
+    complete_reply,
+    reply_code,
+)
+from mta.smtp.data import CRLF, MAX_TEXT_LINE, DataReceiver
+from mta.smtp.handler import Handler, peer_ip
+from mta.smtp.types import EventLog
+from mta.smtp.validate import NULL_PATH, rough_path
+
+log = logging.getLogger(__name__)
+
+MAX_COMMAND_LINE = 512  # RFC 5321 4.5.3.1.4, octets including CRLF
+READER_LIMIT = MAX_TEXT_LINE + 1  # one text line and its stuffed dot arrive as one piece
+VERBATIM_COMMANDS = frozenset({"EHLO", "HELO"})  # RFC 2034: no enhanced codes in these replies
+REPORTED_COMMANDS = frozenset({"MAIL", "RCPT", "DATA"})
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    hostname: str
+    idle_timeout: float
+    data_timeout: float
+    max_message_bytes: int
+    max_errors: int
+    smtputf8: bool
+    tls_context: ssl.SSLContext | None
+    events: EventLog
+
+
+class SessionHost(Protocol):
+    """What a session tells its server about its life."""
+
+    def session_opened(self, session: SmtpSession, peer_ip: str) -> Reply | None:
+        """None admits the session; a Reply refuses it (sent as its greeting)."""
+        ...
+
+    def session_closed(self, session: SmtpSession) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Command:
+    name: str
+    argument: str | None
+    sender: str | None  # the envelope's sender when the command arrived
+
+    @property
+    def line(self) -> str:
+        return f"{self.name} {self.argument}" if self.argument else self.name
+
+
+class _CommandLimits(dict[str, int]):
+    """aiosmtpd's per-command line limits (compared without CRLF), all fixed at ours."""
+
+    def __missing__(self, key: str) -> int:
+        return MAX_COMMAND_LINE - len(CRLF)
+
+    def __setitem__(self, key: str, value: int) -> None:
+        pass  # aiosmtpd adds to MAIL's limit on every EHLO; ours does not grow
+
+
+class _Dispatch(dict[str, Any]):
+    """aiosmtpd's command table; every lookup, known name or not, gets the session's runner."""
+
+    def __init__(self, methods: dict[str, Any], runner: Callable[[str, Any], Any]) -> None:
+        super().__init__(methods)
+        self._runner = runner
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._runner(key, super().get(key))
+
+
+class SmtpSession(SMTP):
+    """aiosmtpd's SMTP protocol for one client connection, with our limits and replies."""
+
+    command_size_limit = MAX_COMMAND_LINE - len(CRLF)  # aiosmtpd measures without CRLF
+    line_length_limit = READER_LIMIT
+
+    def __init__(self, handler: Handler, settings: SessionSettings, host: SessionHost) -> None:
+        self._settings = settings
+        self._host = host
+        self._command: _Command | None = None
+        self._pending_close: Reply | None = None
+        self._refusal: Reply | None = None
+        self._closing = False
+        self._errors = 0
+        self._data_since: float | None = None  # loop time of the last DATA piece, in DATA
+        super().__init__(
+            handler,
+            data_size_limit=None,  # SIZE is checked by our MAIL hook and DataReceiver
+            enable_SMTPUTF8=settings.smtputf8,
+            hostname=settings.hostname,
+            ident="ESMTP",
+            tls_context=settings.tls_context,
+            timeout=settings.idle_timeout,
+            loop=asyncio.get_running_loop(),
+        )
+        self.command_size_limits = _CommandLimits()
+        self._smtp_methods = _Dispatch(self._smtp_methods, self._command_runner)
+
+    @property
+    def peer_ip(self) -> str:
+        return peer_ip(self.session) if self.session is not None else ""
+
+    def say_and_close(self, reply: Reply) -> None:
+        """Send `reply` and close; nothing the client sent after is read as a command."""
+        if self._closing or self.transport is None:
+            return
+        self._closing = True
+        transport = cast(asyncio.Transport, self.transport)
+        transport.write(f"{reply}\r\n".encode())
+        transport.close()
+
+    def request_close(self, reply: Reply) -> None:
+        """Close now when between commands, else right after the current command's reply."""
+        if self._command is None:
+            self.say_and_close(reply)
+        else:
+            self._pending_close = reply
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            cast(asyncio.Transport, self.transport).abort()
+
+    # Connection life
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None  # after STARTTLS it is called again, with TLS
+        super().connection_made(transport)
+        if first:
+            self._refusal = self._host.session_opened(self, self.peer_ip)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        try:
+            super().connection_lost(error)
+        finally:
+            self._host.session_closed(self)  # may come twice (aiosmtpd's TLS failure path)
+
+    async def _handle_client(self) -> None:
+        if self._refusal is not None:
+            self.say_and_close(self._refusal)
+            return
+        await super()._handle_client()
+
+    def _timeout_cb(self) -> None:
+        if self._data_since is not None:
+            remaining = self._settings.data_timeout - (self.loop.time() - self._data_since)
+            if remaining > 0:
+                self._reset_timeout(remaining)
+                return
+        self.say_and_close(S421_IDLE_TIMEOUT)
+
+    # Commands and replies
+
+    def _command_runner(self, name: str, method: Any) -> Callable[[str | None], Awaitable[None]]:
+        async def run(argument: str | None) -> None:
+            await self._run_command(name, method, argument)
+
+        if method is not None:
+            functools.update_wrapper(run, method)  # keeps the texts aiosmtpd's HELP shows
+        return run
+
+    async def _run_command(self, name: str, method: Any, argument: str | None) -> None:
+        if self._closing:
+            return
+        self._command = _Command(name, argument, self._envelope_sender())
+        try:
+            if method is None:
+                await self.push(str(S500_UNKNOWN_COMMAND))
+            else:
+                await method(argument)
+        finally:
+            self._command = None
+            if self._pending_close is not None:
+                self.say_and_close(self._pending_close)
+
+    def _envelope_sender(self) -> str | None:
+        sender = None if self.envelope is None else self.envelope.mail_from
+        return None if sender is None else "" if sender == NULL_PATH else str(sender)
+
+    async def push(self, status: AnyStr) -> None:
+        if self._closing:
+            return
+        command = self._command
+        if isinstance(status, bytes) or (command is not None and command.name in VERBATIM_COMMANDS):
+            await super().push(status)
+            return
+        line = complete_reply(status)
+        code = reply_code(line)
+        if code >= 400 and command is not None and command.name in REPORTED_COMMANDS:
+            self._report(command, Reply.parse(line))
+        if code in COMMAND_ERROR_CODES:
+            self._errors += 1
+            if self._errors > self._settings.max_errors:
+                self.say_and_close(S421_TOO_MANY_ERRORS)
+                return
+        await super().push(line)
+
+    def _report(self, command: _Command, reply: Reply) -> None:
+        is_mail, is_rcpt = command.name == "MAIL", command.name == "RCPT"
+        try:
+            self._settings.events.rejection(
+                sender=rough_path(command.argument, "FROM:") if is_mail else command.sender,
+                recipient=rough_path(command.argument, "TO:") if is_rcpt else None,
+                reply=reply,
+                command=command.line,
+                peer_address=self.peer_ip,
+            )
+        except Exception:  # the log must never break a session
+            log.exception("could not record a rejection")
+
+    # DATA
+
+    @syntax("DATA")  # aiosmtpd's HELP text
+    async def smtp_DATA(self, arg: str | None) -> None:
+        if await self._data_refused(arg):
+            return
+        await self.push(str(S354_START_INPUT))
+        self._reset_timeout(self._settings.data_timeout)
+        try:
+            received = await self._receive()
+            status = str(received.error) if received.error else await self._deliver(received)
+        finally:
+            self._data_since = None
+            self.envelope = self._create_envelope()  # RFC 5321 4.1.1.4: the transaction ends
+        self._reset_timeout()
+        await self.push(status)
+
+    async def _data_refused(self, arg: str | None) -> bool:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return True
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push(str(S503_NEED_RCPT))
+            return True
+        if arg:
+            await self.push(str(S501_DATA_SYNTAX))
+            return True
+        return False
+
+    async def _receive(self) -> DataReceiver:
+        receiver = DataReceiver(self._settings.max_message_bytes)
+        self._data_since = self.loop.time()
+        try:
+            while not receiver.feed(await self._read_piece()):
+                self._data_since = self.loop.time()
+        except Exception:
+            # Where the data ends is unknown now: close before anything is read as a command.
+            self._closing = True
+            if self.transport is not None:
+                self.transport.close()
+            raise
+        return receiver
+
+    async def _read_piece(self) -> bytes:
+        try:
+            return bytes(await self._reader.readuntil(CRLF))
+        except asyncio.LimitOverrunError as exc:
+            # Longer than the reader's limit: take what is buffered; the rest comes next.
+            return bytes(await self._reader.read(exc.consumed))
+
+    async def _deliver(self, received: DataReceiver) -> str:
+        assert self.envelope is not None
+        self.envelope.content = self.envelope.original_content = received.content
+        return str(await self._call_handler_hook("DATA"))

@@ -1,0 +1,64 @@
+"""The idle-session pool's bookkeeping, with stand-in sessions (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mta.delivery.pool import SessionPool
+
+
+class Session:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.reusable = True
+        self.quits = 0
+
+    async def quit(self) -> None:
+        self.quits += 1
+        self.reusable = False
+
+
+async def test_each_take_hands_out_a_distinct_session() -> None:
+    pool: SessionPool[Session] = SessionPool(idle_timeout=60)
+    first, second = Session("a"), Session("b")
+    pool.put("site", first)
+    pool.put("site", second)
+    assert pool.idle("site") == 2
+    taken = {pool.take("site"), pool.take("site")}
+    assert taken == {first, second}
+    assert pool.take("site") is None
+    assert pool.idle("site") == 0
+    await pool.close()
+
+
+async def test_dead_sessions_are_skipped_and_closed() -> None:
+    pool: SessionPool[Session] = SessionPool(idle_timeout=60)
+    live, dead = Session("live"), Session("dead")
+    pool.put("site", live)
+    pool.put("site", dead)
+    dead.reusable = False  # the server closed it while idle
+    assert pool.take("site") is live
+    await pool.close()
+    assert dead.quits == 1
+
+
+async def test_idle_sessions_are_closed_after_the_idle_timeout() -> None:
+    pool: SessionPool[Session] = SessionPool(idle_timeout=0.05)
+    session = Session("a")
+    pool.put("site", session)
+    await asyncio.sleep(0.15)
+    assert session.quits == 1
+    assert pool.take("site") is None
+    await pool.close()
+
+
+async def test_close_quits_idle_sessions_and_later_puts() -> None:
+    pool: SessionPool[Session] = SessionPool(idle_timeout=60)
+    idle, late = Session("idle"), Session("late")
+    pool.put("site", idle)
+    await pool.close()
+    assert idle.quits == 1
+    pool.put("site", late)  # a delivery that finished after close()
+    await pool.close()
+    assert late.quits == 1
+    assert pool.idle("site") == 0
