@@ -30,8 +30,15 @@ MAX_META_VALUE = 128  # a tenant or campaign name longer than this is a mistake,
 class Acceptor:
     """Stores accepted mail durably and hands it to the queue manager."""
 
-    def __init__(self, *, spool: Spool, queue: QueueManager, records: RecordLog,
-                 default_domain: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        spool: Spool,
+        queue: QueueManager,
+        records: RecordLog,
+        default_domain: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._spool = spool
         self._queue = queue
         self._records = records
@@ -53,11 +60,17 @@ class Acceptor:
         """Store and queue a message, also while shutting down (the node's own DSNs)."""
         msg_id = uuid.uuid4().hex
         tenant, campaign = header_values(inbound.data, (TENANT_HEADER, CAMPAIGN_HEADER))
-        meta = new_meta(sender=inbound.sender, recipients=inbound.recipients,
-                        created=self._clock(), size=len(inbound.data),
-                        reception_protocol=inbound.reception_protocol,
-                        peer=inbound.peer_address, tenant=tenant, campaign=campaign,
-                        default_domain=self._default_domain)
+        meta = new_meta(
+            sender=inbound.sender,
+            recipients=inbound.recipients,
+            created=self._clock(),
+            size=len(inbound.data),
+            reception_protocol=inbound.reception_protocol,
+            peer=inbound.peer_address,
+            tenant=tenant,
+            campaign=campaign,
+            default_domain=self._default_domain,
+        )
         try:
             await self._spool.store(msg_id, meta, inbound.data)
         except SpoolError as exc:
@@ -73,9 +86,16 @@ class Acceptor:
         for rcpt in inbound.recipients:
             leg = meta["legs"][recipient_domain(rcpt, self._default_domain)]
             self._records.record(
-                "Reception", id=msg_id, sender=inbound.sender, recipient=rcpt,
-                queue=leg["queue"], size=len(inbound.data), response=S250_QUEUED,
-                peer_address=peer, created=meta["created"], meta=extra,
+                "Reception",
+                id=msg_id,
+                sender=inbound.sender,
+                recipient=rcpt,
+                queue=leg["queue"],
+                size=len(inbound.data),
+                response=S250_QUEUED,
+                peer_address=peer,
+                created=meta["created"],
+                meta=extra,
                 reception_protocol=inbound.reception_protocol,
             )
 
@@ -91,8 +111,8 @@ def header_values(data: bytes, names: tuple[bytes, ...]) -> list[str | None]:
         if match is None or match[1].lower() not in names or match[1].lower() in found:
             continue
         value = match[2]
-        for cont in lines[i + 1:]:
-            if not cont[:1] in (b" ", b"\t"):
+        for cont in lines[i + 1 :]:
+            if cont[:1] not in (b" ", b"\t"):
                 break
             value += b" " + cont.strip()
         text = value.decode("utf-8", "replace").strip()

@@ -10,8 +10,8 @@ from mta.accept import Acceptor
 from mta.config import Config
 from mta.delivery import DeliveryEngine, MxResolver
 from mta.logs import RecordLog
-from mta.queue.manager import QueueManager
 from mta.queue.events import QueueEvents
+from mta.queue.manager import QueueManager
 from mta.smtp import SmtpServer
 from mta.smtp.types import Inbound
 from mta.units import parse_hostport
@@ -27,20 +27,35 @@ class Node:
 
     def __init__(self, config: Config, *, records_stream: TextIO | None = None) -> None:
         self.config = config
-        self.records = RecordLog(nodeid=config.node.name, stdout=config.log.stdout,
-                                 path=config.log.path, stream=records_stream)
-        self.spool = Spool(config.spool.path, min_free_bytes=config.spool.min_free_bytes,
-                           fsync=config.spool.fsync)
+        self.records = RecordLog(
+            nodeid=config.node.name,
+            stdout=config.log.stdout,
+            path=config.log.path,
+            stream=records_stream,
+        )
+        self.spool = Spool(
+            config.spool.path, min_free_bytes=config.spool.min_free_bytes, fsync=config.spool.fsync
+        )
         listen = [parse_hostport(address) for address in config.smtp.listen]
-        self.engine = DeliveryEngine(config.delivery, MxResolver(config.dns),
-                                     ehlo_name=config.node.hostname, own_addresses=listen)
-        self.queue = QueueManager(config, spool=self.spool, engine=self.engine,
-                                  log=QueueEvents(self.records))
-        self.acceptor = Acceptor(spool=self.spool, queue=self.queue, records=self.records,
-                                 default_domain=config.node.hostname)
+        self.engine = DeliveryEngine(
+            config.delivery,
+            MxResolver(config.dns),
+            ehlo_name=config.node.hostname,
+            own_addresses=listen,
+        )
+        self.queue = QueueManager(
+            config, spool=self.spool, engine=self.engine, log=QueueEvents(self.records)
+        )
+        self.acceptor = Acceptor(
+            spool=self.spool,
+            queue=self.queue,
+            records=self.records,
+            default_domain=config.node.hostname,
+        )
         self.queue.set_dsn_submitter(self._submit_dsn)
-        self.smtp = SmtpServer(config.smtp, hostname=config.node.hostname,
-                               accept=self.acceptor, events=self.records)
+        self.smtp = SmtpServer(
+            config.smtp, hostname=config.node.hostname, accept=self.acceptor, events=self.records
+        )
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
@@ -55,9 +70,11 @@ class Node:
     async def stop(self) -> None:
         """Stop in a written order: listeners, sessions (421), deliveries (drain), spool."""
         self.ready.clear()
-        self.acceptor.refusing = "shutting down"
         await self.smtp.stop_listening()
-        await self.smtp.close_sessions()
+        # Sessions in the middle of DATA may still finish their message (within the drain
+        # timeout); only then does the accept path refuse.
+        await self.smtp.close_sessions(grace=self.config.node.drain_timeout)
+        self.acceptor.refusing = "shutting down"
         await self.queue.shutdown(self.config.node.drain_timeout)
         await self.engine.close()
         await self.spool.close()
@@ -73,7 +90,13 @@ class Node:
             await self.stop()
 
     async def _submit_dsn(self, recipient: str, message: bytes) -> object:
-        inbound = Inbound(sender="", recipients=(recipient,), data=message,
-                          reception_protocol=DSN_PROTOCOL, peer_address="127.0.0.1",
-                          peer_name=self.config.node.hostname, smtputf8=False)
+        inbound = Inbound(
+            sender="",
+            recipients=(recipient,),
+            data=message,
+            reception_protocol=DSN_PROTOCOL,
+            peer_address="127.0.0.1",
+            peer_name=self.config.node.hostname,
+            smtputf8=False,
+        )
         return await self.acceptor.store(inbound)

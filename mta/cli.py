@@ -22,9 +22,11 @@ EXIT_START = 1
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("MTA_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=os.environ.get("MTA_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     result: int = args.func(args)
     return result
 
@@ -33,8 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mta", description="A pure-Python asyncio MTA.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the node")
-    serve.add_argument("--config", default=os.environ.get("MTA_CONFIG"),
-                       help="TOML config file (default: $MTA_CONFIG, else embedded defaults)")
+    serve.add_argument(
+        "--config",
+        default=os.environ.get("MTA_CONFIG"),
+        help="TOML config file (default: $MTA_CONFIG, else embedded defaults)",
+    )
     serve.set_defaults(func=_serve)
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("path", nargs="?", default=os.environ.get("MTA_CONFIG"))
@@ -113,5 +118,3 @@ def _run(main: Coroutine[Any, Any, None]) -> int:
         print(f"mta: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_START
     return 0
-
-

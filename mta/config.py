@@ -118,8 +118,9 @@ class Config:
     log: LogConfig = dataclasses.field(default_factory=LogConfig)
 
 
-def load_config(path: str | os.PathLike[str] | None = None,
-                environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
     """Load `path` (TOML; None = embedded defaults) and apply `MTA_*` environment overrides."""
     raw: dict[str, Any] = {}
     if path is not None:
@@ -149,7 +150,7 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "MTA_CONFIG":
             continue
-        keys = [part.lower() for part in name[len(ENV_PREFIX):].split("__")]
+        keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         target = raw
         for key in keys[:-1]:
             target = target.setdefault(key, {})
@@ -263,8 +264,11 @@ def _validate(config: Config) -> None:
         if not route.domains:
             raise ConfigError(f"routes[{i}].domains: at least one domain pattern is required")
         if route.relay is not None:
-            _guard(f"routes[{i}].relay", lambda text: parse_hostport(text, default_port=25),
-                   route.relay)
+            _guard(
+                f"routes[{i}].relay",
+                lambda text: parse_hostport(text, default_port=25),
+                route.relay,
+            )
     _validate_ranges(config)
 
 

@@ -23,11 +23,11 @@ def parse_duration(value: Any) -> Duration:
             raise ValueError(f"duration must not be negative, got {value}")
         return Duration(float(value))
     if not isinstance(value, str):
-        raise ValueError(f"expected a duration such as \"20m\", got {type(value).__name__}")
+        raise ValueError(f'expected a duration such as "20m", got {type(value).__name__}')
     text = value.strip().lower().replace(" ", "")
     parts = _DURATION_PART.findall(text)
     if not text or "".join(number + unit for number, unit in parts) != text:
-        raise ValueError(f"invalid duration {value!r} (use e.g. \"30s\", \"20m\", \"7d\")")
+        raise ValueError(f'invalid duration {value!r} (use e.g. "30s", "20m", "7d")')
     return Duration(sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts))
 
 
@@ -37,7 +37,7 @@ def parse_size(value: Any) -> int:
         return value
     match = _SIZE.match(str(value))
     if match is None:
-        raise ValueError(f"invalid size {value!r} (use e.g. 1048576, \"10MiB\", \"500MB\")")
+        raise ValueError(f'invalid size {value!r} (use e.g. 1048576, "10MiB", "500MB")')
     unit = (match[2] or "").lower()
     base = 1024 if "i" in unit else 1000
     power = _SIZE_POWERS[unit[:1]]
@@ -47,12 +47,12 @@ def parse_size(value: Any) -> int:
 def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
     """("127.0.0.1", 25) from "127.0.0.1:25", "[::1]:25", "mx.example.com" (with a default)."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"expected \"host:port\", got {text!r}")
+        raise ValueError(f'expected "host:port", got {text!r}')
     text = text.strip()
     host, port_text = _split_hostport(text)
     if port_text is None:
         if default_port is None:
-            raise ValueError(f"{text!r} has no port (use \"host:port\")")
+            raise ValueError(f'{text!r} has no port (use "host:port")')
         return host, default_port
     if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
         raise ValueError(f"{text!r}: invalid port {port_text!r}")

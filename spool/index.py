@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-NO_SEGMENT: Final = -1  # Entry.meta_seg when the latest meta is inside the DATA record
+NO_SEGMENT: Final = -1  # META_SEG when the latest meta is the one inside the DATA record
 
 
 # An index entry is a plain tuple: tuples of ints are untracked by the cyclic GC and

@@ -65,7 +65,8 @@ def select(batch: list[Op], index: Index) -> list[Op]:
     """The ops of ``batch`` that still apply, in order; settle the futures of the others.
 
     Liveness is judged against the index plus the earlier ops of the same batch, so
-    the result is exact: the writer commits one batch at a time.
+    the result is exact: the writer commits one batch at a time. A compaction copy
+    is dropped when an earlier op of the batch touched the same message.
     """
     live: dict[str, bool] = {}
     accepted = []
@@ -93,6 +94,7 @@ def _user_op_applies(op: Op, is_live: bool, live: dict[str, bool]) -> bool:
         if not is_live:
             op.future.set_exception(UnknownMessage(op.msg_id))
             return False
+        live[op.msg_id] = True  # also marks it touched: later copies in the batch are stale
     else:
         live[op.msg_id] = False
         if not is_live:  # already removed: nothing to write

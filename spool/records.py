@@ -1,7 +1,8 @@
 """Binary layout of segment files and of the records inside them (pure: no I/O).
 
-A segment is a segment header followed by records. A record is a fixed header
-(CRC32, magic, type, three lengths) and a payload of id, meta JSON and message bytes.
+All integers are little-endian. A segment is a 16-byte header (magic, format
+version, reserved) followed by records. A record is a 16-byte header (CRC32, magic,
+type, id/meta/data lengths) and a payload of id, meta JSON and message bytes.
 The CRC covers everything after the CRC field, header lengths included, so a torn
 or overwritten record never passes for a valid one.
 """

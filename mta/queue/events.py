@@ -13,11 +13,13 @@ _OUTCOME_TYPES = {"delivered": "Delivery", "transient": "TransientFailure", "per
 
 
 class OutcomeLog(Protocol):
-    def outcome(self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str,
-                outcome: Outcome, site: str) -> None: ...
+    def outcome(
+        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, outcome: Outcome, site: str
+    ) -> None: ...
 
-    def expiration(self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str,
-                   reply: Reply, site: str) -> None: ...
+    def expiration(
+        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, reply: Reply, site: str
+    ) -> None: ...
 
 
 class QueueEvents:
@@ -26,8 +28,9 @@ class QueueEvents:
     def __init__(self, records: RecordLog) -> None:
         self._records = records
 
-    def outcome(self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str,
-                outcome: Outcome, site: str) -> None:
+    def outcome(
+        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, outcome: Outcome, site: str
+    ) -> None:
         kind = _OUTCOME_TYPES[outcome.kind]
         self._records.record(
             kind,  # type: ignore[arg-type]
@@ -42,8 +45,9 @@ class QueueEvents:
             tls_protocol_version=outcome.tls_protocol_version,
         )
 
-    def expiration(self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str,
-                   reply: Reply, site: str) -> None:
+    def expiration(
+        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, reply: Reply, site: str
+    ) -> None:
         self._records.record(
             "Expiration",
             **_common(msg_id, meta, leg, rcpt, site),

@@ -53,9 +53,16 @@ class RecoveredLike(Protocol):
 class QueueManager:
     """Owns every queued leg of every message in the spool."""
 
-    def __init__(self, config: Config, *, spool: SpoolLike, engine: DeliveryEngine,
-                 log: OutcomeLog, clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        spool: SpoolLike,
+        engine: DeliveryEngine,
+        log: OutcomeLog,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
         self._config = config
         self._spool = spool
         self._engine = engine
@@ -167,9 +174,12 @@ class QueueManager:
         ready = self._ready.get(site.name)
         if ready is None:
             delivery = self._config.delivery
-            ready = ReadyQueue(site.name, max_ready=delivery.max_ready,
-                               max_workers=delivery.connection_limit,
-                               attempt=lambda key: self._attempt(site.name, key))
+            ready = ReadyQueue(
+                site.name,
+                max_ready=delivery.max_ready,
+                max_workers=delivery.connection_limit,
+                attempt=lambda key: self._attempt(site.name, key),
+            )
             self._ready[site.name] = ready
         return ready
 
@@ -192,7 +202,7 @@ class QueueManager:
         batch = self._config.delivery.max_recipients_per_batch
         rcpts = list(meta["legs"][domain]["rcpts"])
         for start in range(0, len(rcpts), batch):
-            job = Job(msg_id, meta["sender"], tuple(rcpts[start:start + batch]), data)
+            job = Job(msg_id, meta["sender"], tuple(rcpts[start : start + batch]), data)
             outcomes.update(await self._engine.deliver(site, job))
         await self._settle(key, site, outcomes)
 
@@ -211,8 +221,9 @@ class QueueManager:
             self._log.outcome(msg_id, meta, leg, rcpt, outcome, site_name)
             if outcome.kind == "permanent":
                 failed.append(_failed(rcpt, outcome, self._clock()))
-        leg["rcpts"] = [r for r in leg["rcpts"]
-                        if r not in outcomes or outcomes[r].kind == "transient"]
+        leg["rcpts"] = [
+            r for r in leg["rcpts"] if r not in outcomes or outcomes[r].kind == "transient"
+        ]
         due = None
         if leg["rcpts"]:
             due = self._next_due(meta, leg, outcomes)
@@ -220,8 +231,9 @@ class QueueManager:
                 failed.extend(self._expire_leg(msg_id, meta, leg, site_name))
         await self._finish(key, failed, due)
 
-    def _next_due(self, meta: Meta, leg: dict[str, Any],
-                  outcomes: dict[str, Outcome]) -> float | None:
+    def _next_due(
+        self, meta: Meta, leg: dict[str, Any], outcomes: dict[str, Outcome]
+    ) -> float | None:
         leg["attempts"] += 1
         transient = [o for o in outcomes.values() if o.kind == "transient"]
         if transient:
@@ -231,11 +243,13 @@ class QueueManager:
             return None
         return due
 
-    def _expire_leg(self, msg_id: str, meta: Meta, leg: dict[str, Any],
-                    site_name: str) -> list[FailedRecipient]:
+    def _expire_leg(
+        self, msg_id: str, meta: Meta, leg: dict[str, Any], site_name: str
+    ) -> list[FailedRecipient]:
         last = leg.get("last_reply") or "no attempt was made"
         reply = S551_MESSAGE_EXPIRED.with_text(
-            f"Delivery time expired after {leg['attempts']} attempts; last error: {last}")
+            f"Delivery time expired after {leg['attempts']} attempts; last error: {last}"
+        )
         expired = []
         for rcpt in leg["rcpts"]:
             self._log.expiration(msg_id, meta, leg, rcpt, reply, site_name)
@@ -282,10 +296,14 @@ class QueueManager:
             return
         try:
             original = self._spool.read(msg_id)
-            dsn = build_dsn(reporting_mta=self._config.node.hostname,
-                            original_sender=meta["sender"], original_message=original,
-                            arrival_date=meta["created"], recipients=failed,
-                            original_envelope_id=msg_id)
+            dsn = build_dsn(
+                reporting_mta=self._config.node.hostname,
+                original_sender=meta["sender"],
+                original_message=original,
+                arrival_date=meta["created"],
+                recipients=failed,
+                original_envelope_id=msg_id,
+            )
             await self._submit_dsn(meta["sender"], dsn)
         except asyncio.CancelledError:
             raise

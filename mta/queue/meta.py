@@ -37,18 +37,33 @@ def queue_name(domain: str, tenant: str | None = None, campaign: str | None = No
     return f"{campaign}:{name}" if campaign else name
 
 
-def new_meta(*, sender: str, recipients: Iterable[str], created: float, size: int,
-             reception_protocol: str, peer: str, tenant: str | None, campaign: str | None,
-             default_domain: str) -> Meta:
+def new_meta(
+    *,
+    sender: str,
+    recipients: Iterable[str],
+    created: float,
+    size: int,
+    reception_protocol: str,
+    peer: str,
+    tenant: str | None,
+    campaign: str | None,
+    default_domain: str,
+) -> Meta:
     legs: dict[str, Leg] = {}
     for rcpt in recipients:
         domain = recipient_domain(rcpt, default_domain)
         leg = legs.setdefault(domain, new_leg(queue_name(domain, tenant, campaign), created))
         leg["rcpts"].append(rcpt)
     return {
-        "v": META_VERSION, "sender": sender, "created": created, "size": size,
-        "reception_protocol": reception_protocol, "peer": peer,
-        "tenant": tenant, "campaign": campaign, "legs": legs,
+        "v": META_VERSION,
+        "sender": sender,
+        "created": created,
+        "size": size,
+        "reception_protocol": reception_protocol,
+        "peer": peer,
+        "tenant": tenant,
+        "campaign": campaign,
+        "legs": legs,
     }
 
 

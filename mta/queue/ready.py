@@ -18,8 +18,14 @@ class ReadyQueue(Generic[K]):
     `max_workers` (the site's connection limit), and exit when the queue is empty.
     """
 
-    def __init__(self, name: str, *, max_ready: int, max_workers: int,
-                 attempt: Callable[[K], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_ready: int,
+        max_workers: int,
+        attempt: Callable[[K], Awaitable[None]],
+    ) -> None:
         self.name = name
         self._items: deque[K] = deque()
         self._max_ready = max_ready
@@ -54,8 +60,9 @@ class ReadyQueue(Generic[K]):
         if self.suspended or self.closing:
             return
         # A worker busy in an attempt cannot take a new entry soon: count only the free ones.
-        while (len(self._workers) < self._max_workers
-               and len(self._workers) - self._attempting < len(self._items)):
+        while len(self._workers) < self._max_workers and len(
+            self._workers
+        ) - self._attempting < len(self._items):
             task = asyncio.get_running_loop().create_task(self._work(), name=f"ready:{self.name}")
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)

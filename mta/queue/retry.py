@@ -9,8 +9,8 @@ from mta.config import QueueConfig
 
 def retry_delay(config: QueueConfig, attempts: int, rng: random.Random | None = None) -> float:
     """Delay before attempt `attempts + 1`, after `attempts` (>= 1) failed attempts."""
-    base = config.retry_interval * (2 ** max(0, attempts - 1))
-    delay = min(base, config.max_retry_interval)
+    base: float = config.retry_interval * (2 ** max(0, attempts - 1))
+    delay = min(base, float(config.max_retry_interval))
     if config.jitter:
         delay *= 1 + (rng or random).uniform(-config.jitter, config.jitter)
     return max(delay, 0.0)

@@ -8,7 +8,7 @@ from mta.config import RouteConfig
 
 
 def domain_matches(pattern: str, domain: str) -> bool:
-    """"*" matches everything, "*.example.org" any subdomain, anything else exactly."""
+    """ "*" matches everything, "*.example.org" any subdomain, anything else exactly."""
     pattern = pattern.lower().rstrip(".")
     if pattern == "*":
         return True

@@ -9,14 +9,16 @@ from tests.support.node import InProcessNode, node_settings, wait_until
 async def test_5xx_sends_one_dsn(tmp_path, dns_server, sink_factory) -> None:
     mx = unused_loopback_address()
     port = free_port(mx)
-    sink = await sink_factory(host=mx, port=port,
-                              rcpt_replies={"gone@example.com": "550 5.1.1 no such user"})
+    sink = await sink_factory(
+        host=mx, port=port, rcpt_replies={"gone@example.com": "550 5.1.1 no such user"}
+    )
     dns_server.add("example.com", "MX", "10 mx.example.com.")
     dns_server.add("mx.example.com", "A", mx)
     dns_server.add("example.org", "MX", "10 mx.example.com.")  # the sender's domain
 
-    async with InProcessNode(node_settings(tmp_path, dns_port=dns_server.port,
-                                           smtp_port=port)) as node:
+    async with InProcessNode(
+        node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port)
+    ) as node:
         await node.send("alice@example.org", ["gone@example.com", "bob@example.com"])
         [bounce] = await node.wait_for_record("Bounce", "gone@example.com")
         await node.wait_for_record("Delivery", "alice@example.org")
@@ -39,13 +41,15 @@ async def test_5xx_sends_one_dsn(tmp_path, dns_server, sink_factory) -> None:
 async def test_no_dsn_for_null_sender(tmp_path, dns_server, sink_factory) -> None:
     mx = unused_loopback_address()
     port = free_port(mx)
-    sink = await sink_factory(host=mx, port=port,
-                              rcpt_replies={"gone@example.com": "550 5.1.1 no such user"})
+    sink = await sink_factory(
+        host=mx, port=port, rcpt_replies={"gone@example.com": "550 5.1.1 no such user"}
+    )
     dns_server.add("example.com", "MX", "10 mx.example.com.")
     dns_server.add("mx.example.com", "A", mx)
 
-    async with InProcessNode(node_settings(tmp_path, dns_port=dns_server.port,
-                                           smtp_port=port)) as node:
+    async with InProcessNode(
+        node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port)
+    ) as node:
         await node.send("", ["gone@example.com"])
         await node.wait_for_record("Bounce", "gone@example.com")
         # A DSN would be queued before the bounced message leaves the queue.

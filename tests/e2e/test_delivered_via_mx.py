@@ -11,8 +11,9 @@ async def test_delivered_via_mx(tmp_path, dns_server, sink_factory) -> None:
     dns_server.add("example.com", "MX", "10 mx1.example.com.")
     dns_server.add("mx1.example.com", "A", mx)
 
-    async with InProcessNode(node_settings(tmp_path, dns_port=dns_server.port,
-                                           smtp_port=port)) as node:
+    async with InProcessNode(
+        node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port)
+    ) as node:
         refused, reply = await node.send("alice@example.org", ["bob@example.com"])
         assert refused == {}
         assert reply.startswith("2.0.0 OK queued as ")

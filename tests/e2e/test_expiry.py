@@ -7,13 +7,17 @@ from tests.support.node import InProcessNode, node_settings
 async def test_expiry(tmp_path, dns_server, sink_factory) -> None:
     mx = unused_loopback_address()
     port = free_port(mx)
-    sink = await sink_factory(host=mx, port=port,
-                              rcpt_replies={"slow@example.com": "450 4.2.1 mailbox busy"})
+    sink = await sink_factory(
+        host=mx, port=port, rcpt_replies={"slow@example.com": "450 4.2.1 mailbox busy"}
+    )
     dns_server.add("example.com", "MX", "10 mx.example.com.")
     dns_server.add("mx.example.com", "A", mx)
-    settings = node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port,
-                             queue={"retry_interval": "0.3s", "max_retry_interval": "0.3s",
-                                    "max_age": "1s"})
+    settings = node_settings(
+        tmp_path,
+        dns_port=dns_server.port,
+        smtp_port=port,
+        queue={"retry_interval": "0.3s", "max_retry_interval": "0.3s", "max_age": "1s"},
+    )
 
     async with InProcessNode(settings) as node:
         await node.send("alice@example.com", ["slow@example.com"])

@@ -10,8 +10,9 @@ async def test_implicit_mx(tmp_path, dns_server, sink_factory) -> None:
     sink = await sink_factory(host=host, port=port)
     dns_server.add("plain.example", "A", host)
 
-    async with InProcessNode(node_settings(tmp_path, dns_port=dns_server.port,
-                                           smtp_port=port)) as node:
+    async with InProcessNode(
+        node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port)
+    ) as node:
         await node.send("alice@example.org", ["bob@plain.example"])
         [received] = await sink.wait_for_messages(1)
         [delivery] = await node.wait_for_record("Delivery", "bob@plain.example")

@@ -15,8 +15,11 @@ async def relay_node(tmp_path, sink_factory):
     sink_host = unused_loopback_address()
     sink_port = free_port(sink_host)
     sink = await sink_factory(host=sink_host, port=sink_port)
-    settings = node_settings(tmp_path, smtp={"max_recipients": 5, "max_message_bytes": 10_000},
-                             routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}])
+    settings = node_settings(
+        tmp_path,
+        smtp={"max_recipients": 5, "max_message_bytes": 10_000},
+        routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}],
+    )
     async with InProcessNode(settings) as node:
         yield node, sink
 
@@ -46,8 +49,9 @@ async def test_too_many_recipients(relay_node) -> None:
 
 async def test_declared_size_over_limit(relay_node) -> None:
     node, _sink = relay_node
-    replies = await raw_session(node.address, [b"EHLO c.test\r\n",
-                                               b"MAIL FROM:<a@example.org> SIZE=20000\r\n"])
+    replies = await raw_session(
+        node.address, [b"EHLO c.test\r\n", b"MAIL FROM:<a@example.org> SIZE=20000\r\n"]
+    )
     assert replies[2].startswith(b"552 5.3.4")
 
 
@@ -73,8 +77,9 @@ async def test_text_line_too_long(relay_node) -> None:
     node, sink = relay_node
     long_line = "y" * 1001
     with pytest.raises(aiosmtplib.SMTPDataError) as info:
-        await node.send("alice@example.org", ["bob@example.com"],
-                        simple_message(body=long_line + "\r\n"))
+        await node.send(
+            "alice@example.org", ["bob@example.com"], simple_message(body=long_line + "\r\n")
+        )
     assert info.value.code in (500, 552)
     await wait_until(node.node.queue.is_idle)
     assert node.of_type("Reception") == []

@@ -21,8 +21,9 @@ async def test_mx_failover(tmp_path, dns_server, sink_factory, failure) -> None:
     dns_server.add("mx1.example.com", "A", mx1)
     dns_server.add("mx2.example.com", "A", mx2)
 
-    async with InProcessNode(node_settings(tmp_path, dns_port=dns_server.port,
-                                           smtp_port=port)) as node:
+    async with InProcessNode(
+        node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port)
+    ) as node:
         await node.send("alice@example.org", ["bob@example.com"])
         [received] = await second.wait_for_messages(1)
         [delivery] = await node.wait_for_record("Delivery", "bob@example.com")

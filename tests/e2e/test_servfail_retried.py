@@ -12,8 +12,9 @@ async def test_servfail_is_retried(tmp_path, dns_server, sink_factory) -> None:
     dns_server.add("mx.example.com", "A", mx)
     dns_server.fail("example.com", "SERVFAIL")
 
-    async with InProcessNode(node_settings(tmp_path, dns_port=dns_server.port,
-                                           smtp_port=port)) as node:
+    async with InProcessNode(
+        node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port)
+    ) as node:
         await node.send("alice@example.org", ["bob@example.com"])
         [transient] = await node.wait_for_record("TransientFailure", "bob@example.com")
         assert transient["response"]["code"] // 100 == 4

@@ -10,15 +10,19 @@ MESSAGES = 20
 async def test_sigkill_then_restart_delivers_everything_once(tmp_path, sink_factory) -> None:
     sink_host = unused_loopback_address()
     sink_port = free_port(sink_host)
-    settings = node_settings(tmp_path, routes=[{"domains": ["*"],
-                                                "relay": f"{sink_host}:{sink_port}"}])
+    settings = node_settings(
+        tmp_path, routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}]
+    )
     node = NodeProcess(settings, tmp_path)
     await node.start()
     try:
         for i in range(MESSAGES):
-            refused, _reply = await send(node.address, "alice@example.org",
-                                         [f"rcpt{i}@example.com", f"cc{i}@example.net"],
-                                         simple_message(f"message {i}"))
+            refused, _reply = await send(
+                node.address,
+                "alice@example.org",
+                [f"rcpt{i}@example.com", f"cc{i}@example.net"],
+                simple_message(f"message {i}"),
+            )
             assert refused == {}
         await node.wait_for_record("TransientFailure", count=1)  # the sink is down
         node.kill()
@@ -36,8 +40,10 @@ async def test_sigkill_then_restart_delivers_everything_once(tmp_path, sink_fact
         await restarted.close()
 
     delivered = sorted(r for m in sink.messages for r in m.rcpt_tos)
-    expected = sorted([f"rcpt{i}@example.com" for i in range(MESSAGES)]
-                      + [f"cc{i}@example.net" for i in range(MESSAGES)])
+    expected = sorted(
+        [f"rcpt{i}@example.com" for i in range(MESSAGES)]
+        + [f"cc{i}@example.net" for i in range(MESSAGES)]
+    )
     assert delivered == expected  # every recipient exactly once
     subjects = {m.data.split(b"Subject: ")[1].split(b"\r\n")[0] for m in sink.messages}
     assert len(subjects) == MESSAGES

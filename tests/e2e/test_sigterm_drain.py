@@ -10,8 +10,9 @@ async def test_graceful_sigterm_drain(tmp_path, sink_factory) -> None:
     sink_host = unused_loopback_address()
     sink_port = free_port(sink_host)
     sink = await sink_factory(host=sink_host, port=sink_port, stall="DATA", stall_seconds=1.5)
-    settings = node_settings(tmp_path, routes=[{"domains": ["*"],
-                                                "relay": f"{sink_host}:{sink_port}"}])
+    settings = node_settings(
+        tmp_path, routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}]
+    )
     node = NodeProcess(settings, tmp_path)
     await node.start()
     try:

@@ -15,7 +15,7 @@ async def smtp_dialogue(address: tuple[str, int], payload: bytes) -> list[bytes]
     reader, writer = await asyncio.open_connection(*address)
     replies = [await reader.readline()]
     writer.write(b"EHLO attacker.test\r\n")
-    while not (line := await reader.readline()).startswith(b"250 "):
+    while not (await reader.readline()).startswith(b"250 "):
         pass
     writer.write(b"MAIL FROM:<alice@example.org>\r\n")
     replies.append(await reader.readline())
@@ -35,21 +35,28 @@ async def smtp_dialogue(address: tuple[str, int], payload: bytes) -> list[bytes]
 
 
 def smuggling_payload(end: bytes) -> bytes:
-    return (b"From: alice@example.org\r\nTo: bob@example.com\r\nSubject: outer\r\n\r\n"
-            b"first part" + end
-            + b"MAIL FROM:<admin@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n"
-            b"From: admin@example.com\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n")
+    return (
+        b"From: alice@example.org\r\nTo: bob@example.com\r\nSubject: outer\r\n\r\n"
+        b"first part"
+        + end
+        + b"MAIL FROM:<admin@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n"
+        b"From: admin@example.com\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n"
+    )
 
 
 @pytest.mark.parametrize("mode", ["reject", "normalize"])
 @pytest.mark.parametrize("end", VARIANTS, ids=[repr(v) for v in VARIANTS])
 async def test_smuggled_end_of_data_never_makes_a_second_message(
-        tmp_path, sink_factory, end: bytes, mode: str) -> None:
+    tmp_path, sink_factory, end: bytes, mode: str
+) -> None:
     sink_host = unused_loopback_address()
     sink_port = free_port(sink_host)
     sink = await sink_factory(host=sink_host, port=sink_port)
-    settings = node_settings(tmp_path, smtp={"bare_line_endings": mode},
-                             routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}])
+    settings = node_settings(
+        tmp_path,
+        smtp={"bare_line_endings": mode},
+        routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}],
+    )
     async with InProcessNode(settings) as node:
         replies = await smtp_dialogue(node.address, smuggling_payload(end))
         final = replies[4]

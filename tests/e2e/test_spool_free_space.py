@@ -23,8 +23,11 @@ async def test_low_free_space_refuses_without_losing_mail(tmp_path, sink_factory
     sink_host = unused_loopback_address()
     sink_port = free_port(sink_host)
     threshold = free_bytes(tmp_path) - MARGIN
-    settings = node_settings(tmp_path, spool={"min_free_bytes": threshold},
-                             routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}])
+    settings = node_settings(
+        tmp_path,
+        spool={"min_free_bytes": threshold},
+        routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}],
+    )
     filler = tmp_path / "filler"
     async with InProcessNode(settings) as node:
         refused, _ = await node.send("alice@example.org", ["first@example.com"])

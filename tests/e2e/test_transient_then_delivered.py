@@ -11,8 +11,9 @@ async def test_transient_then_delivered(tmp_path, dns_server, sink_factory) -> N
     dns_server.add("example.com", "MX", "10 mx.example.com.")
     dns_server.add("mx.example.com", "A", mx)
 
-    async with InProcessNode(node_settings(tmp_path, dns_port=dns_server.port,
-                                           smtp_port=port)) as node:
+    async with InProcessNode(
+        node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port)
+    ) as node:
         await node.send("alice@example.org", ["bob@example.com"])
         [transient] = await node.wait_for_record("TransientFailure", "bob@example.com")
         assert transient["response"]["code"] == 451

@@ -6,8 +6,9 @@ from pathlib import Path
 
 
 def run_mta(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mta", *args], capture_output=True, text=True,
-                          timeout=30, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "mta", *args], capture_output=True, text=True, timeout=30, cwd=cwd
+    )
 
 
 def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
@@ -41,8 +42,10 @@ def test_serve_refuses_a_spool_in_use(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
     path = tmp_path / "mta.toml"
-    path.write_text(f'[spool]\npath = "{spool}"\nmin_free_bytes = 0\n'
-                    '[smtp]\nlisten = ["127.0.0.1:0"]\n[log]\nstdout = false\n')
+    path.write_text(
+        f'[spool]\npath = "{spool}"\nmin_free_bytes = 0\n'
+        '[smtp]\nlisten = ["127.0.0.1:0"]\n[log]\nstdout = false\n'
+    )
     with (spool / "spool.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = run_mta("serve", "--config", str(path))

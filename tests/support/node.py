@@ -23,19 +23,35 @@ from tests.support.net import free_port
 Record = dict[str, Any]
 
 
-def node_settings(tmp_path: Path, *, dns_port: int | None = None, smtp_port: int = 25,
-                  routes: Sequence[Mapping[str, Any]] = (),
-                  **sections: Mapping[str, Any]) -> dict[str, Any]:
+def node_settings(
+    tmp_path: Path,
+    *,
+    dns_port: int | None = None,
+    smtp_port: int = 25,
+    routes: Sequence[Mapping[str, Any]] = (),
+    **sections: Mapping[str, Any],
+) -> dict[str, Any]:
     """A config document for a test node: loopback listener, fast retries, test DNS."""
     settings: dict[str, Any] = {
         "node": {"name": "test-node", "hostname": "mta.test", "drain_timeout": "5s"},
         "spool": {"path": str(tmp_path / "spool"), "min_free_bytes": 0},
         "smtp": {"listen": [f"127.0.0.1:{free_port()}"], "idle_timeout": "30s"},
-        "delivery": {"smtp_port": smtp_port, "connect_timeout": "2s", "ehlo_timeout": "5s",
-                     "mail_from_timeout": "5s", "rcpt_to_timeout": "5s", "data_timeout": "5s",
-                     "data_dot_timeout": "5s", "idle_timeout": "1s"},
-        "queue": {"retry_interval": "1s", "max_retry_interval": "2s", "max_age": "1h",
-                  "jitter": 0.0},
+        "delivery": {
+            "smtp_port": smtp_port,
+            "connect_timeout": "2s",
+            "ehlo_timeout": "5s",
+            "mail_from_timeout": "5s",
+            "rcpt_to_timeout": "5s",
+            "data_timeout": "5s",
+            "data_dot_timeout": "5s",
+            "idle_timeout": "1s",
+        },
+        "queue": {
+            "retry_interval": "1s",
+            "max_retry_interval": "2s",
+            "max_age": "1h",
+            "jitter": 0.0,
+        },
         "dns": {"timeout": "1s", "min_ttl": "1s"},
         "log": {"stdout": False},
         "routes": [dict(route) for route in routes],
@@ -52,16 +68,22 @@ def smtp_address(settings: Mapping[str, Any]) -> tuple[str, int]:
     return host, int(port)
 
 
-async def send(address: tuple[str, int], sender: str, recipients: Sequence[str],
-               message: bytes | str) -> tuple[dict[str, tuple[int, str]], str]:
+async def send(
+    address: tuple[str, int], sender: str, recipients: Sequence[str], message: bytes | str
+) -> tuple[dict[str, tuple[int, str]], str]:
     """One SMTP transaction (no SIZE parameter); returns (refused recipients, final reply).
 
     A refused recipient maps to its (code, text); a refused MAIL or DATA raises aiosmtplib's
     SMTPSenderRefused / SMTPDataError.
     """
     data = message.encode() if isinstance(message, str) else message
-    client = aiosmtplib.SMTP(hostname=address[0], port=address[1], timeout=10,
-                             start_tls=False, local_hostname="client.test")
+    client = aiosmtplib.SMTP(
+        hostname=address[0],
+        port=address[1],
+        timeout=10,
+        start_tls=False,
+        local_hostname="client.test",
+    )
     await client.connect()
     try:
         await client.ehlo()
@@ -83,12 +105,14 @@ async def send(address: tuple[str, int], sender: str, recipients: Sequence[str],
 
 
 def simple_message(subject: str = "test", body: str = "Hello.\r\n") -> bytes:
-    return (f"From: sender@example.org\r\nTo: rcpt@example.com\r\nSubject: {subject}\r\n"
-            f"\r\n{body}").encode()
+    return (
+        f"From: sender@example.org\r\nTo: rcpt@example.com\r\nSubject: {subject}\r\n\r\n{body}"
+    ).encode()
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0,
-                     what: str = "condition") -> None:
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -100,13 +124,20 @@ class RecordsMixin:
     records: list[Record]
 
     def of_type(self, kind: str, recipient: str | None = None) -> list[Record]:
-        return [r for r in self.records if r["type"] == kind
-                and (recipient is None or r["recipient"] == recipient)]
+        return [
+            r
+            for r in self.records
+            if r["type"] == kind and (recipient is None or r["recipient"] == recipient)
+        ]
 
-    async def wait_for_record(self, kind: str, recipient: str | None = None, count: int = 1,
-                              timeout: float = 15.0) -> list[Record]:
-        await wait_until(lambda: len(self.of_type(kind, recipient)) >= count, timeout,
-                         f"{count} {kind} record(s) for {recipient or 'any recipient'}")
+    async def wait_for_record(
+        self, kind: str, recipient: str | None = None, count: int = 1, timeout: float = 15.0
+    ) -> list[Record]:
+        await wait_until(
+            lambda: len(self.of_type(kind, recipient)) >= count,
+            timeout,
+            f"{count} {kind} record(s) for {recipient or 'any recipient'}",
+        )
         return self.of_type(kind, recipient)
 
 
@@ -128,8 +159,9 @@ class InProcessNode(RecordsMixin):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.node.stop()
 
-    async def send(self, sender: str, recipients: Sequence[str],
-                   message: bytes | str | None = None) -> tuple[dict[str, Any], str]:
+    async def send(
+        self, sender: str, recipients: Sequence[str], message: bytes | str | None = None
+    ) -> tuple[dict[str, Any], str]:
         return await send(self.address, sender, recipients, message or simple_message())
 
 
@@ -153,7 +185,10 @@ class NodeProcess(RecordsMixin):
         with self.stderr_path.open("ab") as stderr:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "mta", "serve", "--config", str(self.config_path)],
-                stdout=subprocess.PIPE, stderr=stderr, env=env)
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=env,
+            )
         self._reader = asyncio.create_task(self._read_records())
         await wait_until(self._listening, timeout, f"node listening on {self.address}")
 

@@ -181,13 +181,13 @@ class ScriptedSink(_Script):
     async def wait_for_messages(
         self,
         n: int,
-        timeout: float = 10,  # noqa: ASYNC109 (part of the API the tests use)
+        timeout: float = 10,
     ) -> list[ReceivedMessage]:
         """Wait until at least ``n`` messages are recorded; return them all."""
         await self._wait(lambda: len(self.messages) >= n, timeout, f"{n} message(s)")
         return list(self.messages)
 
-    async def wait_for_connections(self, n: int, timeout: float = 10) -> None:  # noqa: ASYNC109
+    async def wait_for_connections(self, n: int, timeout: float = 10) -> None:
         """Wait until at least ``n`` TCP connections have been accepted."""
         await self._wait(lambda: self.connections >= n, timeout, f"{n} connection(s)")
 

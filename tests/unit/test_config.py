@@ -22,7 +22,9 @@ def test_embedded_defaults() -> None:
 
 
 def test_file_values_and_durations(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [node]
 name = "node-1"
 [spool]
@@ -44,7 +46,8 @@ relay = "127.0.0.1:2526"
 [log]
 path = "/tmp/logs"
 stdout = false
-""")
+""",
+    )
     config = load_config(path, environ={})
     assert config.node.name == "node-1"
     assert config.spool.path == Path("/tmp/spool")
@@ -60,14 +63,17 @@ stdout = false
 
 
 def test_environment_overrides_file(tmp_path: Path) -> None:
-    path = write(tmp_path, '[smtp]\nmax_recipients = 50\n')
-    config = load_config(path, environ={
-        "MTA_SMTP__MAX_RECIPIENTS": "7",
-        "MTA_SMTP__LISTEN": "127.0.0.1:1025,127.0.0.2:1025",
-        "MTA_ROUTES": '[{domains = ["*"], relay = "127.0.0.1:2526"}]',
-        "MTA_LOG__STDOUT": "false",
-        "UNRELATED": "x",
-    })
+    path = write(tmp_path, "[smtp]\nmax_recipients = 50\n")
+    config = load_config(
+        path,
+        environ={
+            "MTA_SMTP__MAX_RECIPIENTS": "7",
+            "MTA_SMTP__LISTEN": "127.0.0.1:1025,127.0.0.2:1025",
+            "MTA_ROUTES": '[{domains = ["*"], relay = "127.0.0.1:2526"}]',
+            "MTA_LOG__STDOUT": "false",
+            "UNRELATED": "x",
+        },
+    )
     assert config.smtp.max_recipients == 7
     assert config.smtp.listen == ("127.0.0.1:1025", "127.0.0.2:1025")
     assert config.routes[0].relay == "127.0.0.1:2526"
@@ -87,8 +93,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ("[delivery]\nenable_tls = 'Sometimes'\n", "delivery.enable_tls: 'Sometimes' is not"),
         ("[[routes]]\ndomains = ['*']\nrelay = 'host:notaport'\n", "routes[0].relay:"),
         ("[[routes]]\ndomains = ['*']\nrelya = 'x:1'\n", "routes[0].relya: unknown key"),
-        ("[queue]\nretry_interval = '2h'\nmax_retry_interval = '1h'\n",
-         "queue.max_retry_interval"),
+        ("[queue]\nretry_interval = '2h'\nmax_retry_interval = '1h'\n", "queue.max_retry_interval"),
         ("[smtp\n", "invalid TOML"),
     ],
 )

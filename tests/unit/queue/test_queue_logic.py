@@ -19,9 +19,17 @@ def test_queue_names_follow_kumomta() -> None:
 
 
 def test_meta_splits_recipients_by_domain() -> None:
-    meta = new_meta(sender="s@x.org", recipients=["a@Example.com", "b@example.com", "c@other.net"],
-                    created=100.0, size=10, reception_protocol="ESMTP", peer="127.0.0.1",
-                    tenant="t", campaign=None, default_domain="node.local")
+    meta = new_meta(
+        sender="s@x.org",
+        recipients=["a@Example.com", "b@example.com", "c@other.net"],
+        created=100.0,
+        size=10,
+        reception_protocol="ESMTP",
+        peer="127.0.0.1",
+        tenant="t",
+        campaign=None,
+        default_domain="node.local",
+    )
     assert set(meta["legs"]) == {"example.com", "other.net"}
     assert meta["legs"]["example.com"]["rcpts"] == ["a@Example.com", "b@example.com"]
     assert meta["legs"]["other.net"]["queue"] == "t@other.net"
@@ -38,8 +46,7 @@ def test_meta_version_checked() -> None:
 
 
 def test_retry_doubles_up_to_maximum() -> None:
-    config = QueueConfig(retry_interval=Duration(60), max_retry_interval=Duration(300),
-                         jitter=0.0)
+    config = QueueConfig(retry_interval=Duration(60), max_retry_interval=Duration(300), jitter=0.0)
     assert [retry_delay(config, n) for n in (1, 2, 3, 4, 5)] == [60, 120, 240, 300, 300]
 
 
@@ -58,9 +65,11 @@ def test_expiry() -> None:
 
 
 def test_routes_first_match_wins() -> None:
-    routes = [RouteConfig(domains=("example.com",), relay="a:25"),
-              RouteConfig(domains=("*.example.org",), relay="b:25"),
-              RouteConfig(domains=("*",), relay="c:25")]
+    routes = [
+        RouteConfig(domains=("example.com",), relay="a:25"),
+        RouteConfig(domains=("*.example.org",), relay="b:25"),
+        RouteConfig(domains=("*",), relay="c:25"),
+    ]
     assert match_route(routes, "EXAMPLE.com").relay == "a:25"  # type: ignore[union-attr]
     assert match_route(routes, "lists.example.org").relay == "b:25"  # type: ignore[union-attr]
     assert match_route(routes, "example.org").relay == "c:25"  # type: ignore[union-attr]

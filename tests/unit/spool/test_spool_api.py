@@ -105,12 +105,21 @@ async def test_second_instance_is_locked_out(tmp_path: Path) -> None:
 
 
 async def test_min_free_bytes_makes_spool_unhealthy(tmp_path: Path) -> None:
+    spool, _ = await open_spool(tmp_path)
+    await spool.store("old", {"v": 0}, b"data")
+    await spool.close()
+
     spool, _ = await open_spool(tmp_path, min_free_bytes=2**62)
     reason = spool.unhealthy_reason()
     assert reason is not None and "min_free_bytes" in reason
     with pytest.raises(SpoolUnavailable):
         await spool.store("m", {}, b"data")
     assert "m" not in spool
+    # Delivery must still be able to record progress and free space.
+    await spool.update("old", {"v": 1})
+    assert spool.read("old") == b"data"
+    await spool.remove("old")
+    assert len(spool) == 0
     await spool.close()
 
 

@@ -7,8 +7,9 @@ import random
 import time
 from pathlib import Path
 
-from spool import Spool
-from spool.index import Index
+from spool import Spool, ops
+from spool.index import NO_SEGMENT, Index
+from spool.ops import Op
 
 
 def segment_names(path: Path) -> list[str]:
@@ -171,3 +172,27 @@ async def test_random_workload_matches_a_model_across_restarts(tmp_path: Path) -
         assert len(spool) == len(model)
         await spool.close()
     assert next_id > 100
+
+
+async def test_compaction_copy_behind_an_update_in_the_same_batch_is_dropped() -> None:
+    loop = asyncio.get_running_loop()
+    index = Index()
+    index.add_segment(1, 1000)
+    index.add_segment(2, 16)
+    index.set_active(2)
+    index.apply_data("m", 1, 16, 100, 50)
+    update = Op(ops.UPDATE, "m", loop.create_future(), meta=b'{"v":2}')
+    stale_copy = Op(
+        ops.COPY_DATA,
+        "m",
+        loop.create_future(),
+        meta=b'{"v":1}',
+        data=b"x" * 50,
+        expect=(1, 16, NO_SEGMENT, 0),
+    )
+    assert ops.select([update, stale_copy], index) == [update]
+    assert stale_copy.future.result() is False
+    # Alone, the same copy is still valid.
+    fresh_copy = Op(ops.COPY_DATA, "m", loop.create_future(), expect=(1, 16, NO_SEGMENT, 0))
+    assert ops.select([fresh_copy], index) == [fresh_copy]
+    update.future.cancel()
