@@ -12,11 +12,11 @@ import time
 import uuid
 from collections.abc import Callable
 
+from mta.inbound import Inbound
 from mta.logs import PeerAddress, RecordLog
 from mta.queue.manager import QueueManager
-from mta.queue.meta import Meta, new_meta, recipient_domain
+from mta.queue.meta import Meta, new_meta, recipient_domain, record_meta
 from mta.replies import S250_QUEUED, S451_SPOOL_UNAVAILABLE, TransientError
-from mta.smtp.types import Inbound
 from spool import Spool, SpoolError
 
 logger = logging.getLogger(__name__)
@@ -56,10 +56,13 @@ class Acceptor:
             raise TransientError(S451_SPOOL_UNAVAILABLE, reason)
         return await self.store(inbound)
 
-    async def store(self, inbound: Inbound) -> str:
-        """Store and queue a message, also while shutting down (the node's own DSNs)."""
-        msg_id = uuid.uuid4().hex
-        tenant, campaign = header_values(inbound.data, (TENANT_HEADER, CAMPAIGN_HEADER))
+    async def store(self, inbound: Inbound, msg_id: str | None = None) -> str:
+        """Store and queue a message, also while shutting down (the node's own DSNs).
+
+        `msg_id` lets a caller that must be idempotent across restarts choose the id.
+        """
+        msg_id = msg_id or new_message_id()
+        tenant, campaign = self._tenant_campaign(inbound)
         meta = new_meta(
             sender=inbound.sender,
             recipients=inbound.recipients,
@@ -80,9 +83,16 @@ class Acceptor:
         self._log_reception(msg_id, meta, inbound)
         return msg_id
 
+    @staticmethod
+    def _tenant_campaign(inbound: Inbound) -> list[str | None]:
+        tenant, campaign = inbound.meta.get("tenant"), inbound.meta.get("campaign")
+        if tenant is None and campaign is None:
+            return header_values(inbound.data, (TENANT_HEADER, CAMPAIGN_HEADER))
+        return [str(tenant) if tenant else None, str(campaign) if campaign else None]
+
     def _log_reception(self, msg_id: str, meta: Meta, inbound: Inbound) -> None:
         peer = PeerAddress(name=inbound.peer_name, addr=inbound.peer_address)
-        extra = {key: meta[key] for key in ("tenant", "campaign") if meta.get(key)}
+        extra = record_meta(meta)
         for rcpt in inbound.recipients:
             leg = meta["legs"][recipient_domain(rcpt, self._default_domain)]
             self._records.record(
@@ -98,6 +108,10 @@ class Acceptor:
                 meta=extra,
                 reception_protocol=inbound.reception_protocol,
             )
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
 
 
 def header_values(data: bytes, names: tuple[bytes, ...]) -> list[str | None]:

@@ -9,11 +9,11 @@ from typing import TextIO
 from mta.accept import Acceptor
 from mta.config import Config
 from mta.delivery import DeliveryEngine, MxResolver
+from mta.inbound import Inbound
 from mta.logs import RecordLog
 from mta.queue.events import QueueEvents
 from mta.queue.manager import QueueManager
 from mta.smtp import SmtpServer
-from mta.smtp.types import Inbound
 from mta.units import parse_hostport
 from spool import Spool
 

@@ -23,6 +23,8 @@ from mta.units import Duration, parse_duration, parse_hostport, parse_size
 ENV_PREFIX = "MTA_"
 DEFAULT_SMTP_LISTEN = ("0.0.0.0:2525",)
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+DEFAULT_HTTP_LISTEN = ("0.0.0.0:8000",)
+TRUSTED_NETWORKS = ("127.0.0.1/32", "::1/128")  # KumoMTA's default trusted hosts
 TlsMode = Literal[
     "Opportunistic", "OpportunisticInsecure", "Required", "RequiredInsecure", "Disabled"
 ]
@@ -101,6 +103,18 @@ class RouteConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class HttpConfig:
+    listen: tuple[str, ...] = DEFAULT_HTTP_LISTEN
+    trusted_networks: tuple[str, ...] = TRUSTED_NETWORKS
+    users_file: Path | None = None
+    users_dir: Path | None = None
+    tokens_file: Path | None = None
+    admin_users: tuple[str, ...] = ()
+    max_body_bytes: int = 2 * 1024 * 1024
+    deferred_generation_workers: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
 class LogConfig:
     path: Path | None = None
     stdout: bool = True
@@ -111,6 +125,7 @@ class Config:
     node: NodeConfig = dataclasses.field(default_factory=NodeConfig)
     spool: SpoolConfig = dataclasses.field(default_factory=SpoolConfig)
     smtp: SmtpConfig = dataclasses.field(default_factory=SmtpConfig)
+    http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
     dns: DnsConfig = dataclasses.field(default_factory=DnsConfig)
     delivery: DeliveryConfig = dataclasses.field(default_factory=DeliveryConfig)
     queue: QueueConfig = dataclasses.field(default_factory=QueueConfig)
@@ -258,6 +273,10 @@ def _validate(config: Config) -> None:
         _guard(f"smtp.listen[{i}]", parse_hostport, listen)
     for i, network in enumerate(config.smtp.relay_networks):
         _guard(f"smtp.relay_networks[{i}]", ipaddress.ip_network, network)
+    for i, listen in enumerate(config.http.listen):
+        _guard(f"http.listen[{i}]", parse_hostport, listen)
+    for i, network in enumerate(config.http.trusted_networks):
+        _guard(f"http.trusted_networks[{i}]", ipaddress.ip_network, network)
     for i, server in enumerate(config.dns.nameservers):
         _guard(f"dns.nameservers[{i}]", lambda text: parse_hostport(text, default_port=53), server)
     for i, route in enumerate(config.routes):
@@ -282,6 +301,8 @@ def _validate_ranges(config: Config) -> None:
         "delivery.max_deliveries_per_connection": config.delivery.max_deliveries_per_connection,
         "delivery.max_recipients_per_batch": config.delivery.max_recipients_per_batch,
         "delivery.max_ready": config.delivery.max_ready,
+        "http.max_body_bytes": config.http.max_body_bytes,
+        "http.deferred_generation_workers": config.http.deferred_generation_workers,
         "queue.retry_interval": config.queue.retry_interval,
         "queue.max_age": config.queue.max_age,
     }

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from mta.delivery import Outcome
 from mta.logs import RecordLog, classify_bounce
-from mta.queue.meta import Meta
+from mta.queue.meta import Meta, record_meta
 from mta.replies import Reply
 
 _OUTCOME_TYPES = {"delivered": "Delivery", "transient": "TransientFailure", "permanent": "Bounce"}
@@ -70,10 +70,6 @@ def _common(msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, site: str) 
         "site": site,
         "size": meta["size"],
         "created": meta["created"],
-        "meta": _message_meta(meta),
+        "meta": record_meta(meta),
         "reception_protocol": meta["reception_protocol"],
     }
-
-
-def _message_meta(meta: Meta) -> dict[str, Any]:
-    return {key: meta[key] for key in ("tenant", "campaign") if meta.get(key)}

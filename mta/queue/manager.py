@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (message id, recipient domain)
 DsnSubmitter = Callable[[str, bytes], Awaitable[object]]
+RecoveryHandler = Callable[[str, dict[str, Any]], None]
 
 PROMOTERS = 8  # concurrent site resolutions; DNS answers are cached, so few are needed
 READY_FULL_DELAY = 1.0  # seconds before retrying to bind an entry whose ready queue is full
@@ -77,6 +78,7 @@ class QueueManager:
         self._sites: dict[str, Site] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._submit_dsn: DsnSubmitter | None = None
+        self.recovery_handlers: dict[str, RecoveryHandler] = {}
 
     def set_dsn_submitter(self, submit: DsnSubmitter) -> None:
         """`submit(recipient, message)` stores a DSN from the null sender like any message."""
@@ -125,6 +127,11 @@ class QueueManager:
                 self._scheduler.schedule((msg_id, domain), leg["due"], leg["queue"])
 
     async def _recover(self, msg_id: str, meta: dict[str, Any]) -> None:
+        handler = self.recovery_handlers.get(meta.get("kind", ""))
+        if handler is not None:
+            # Not a message: work another component stored durably (a deferred inject batch).
+            handler(msg_id, meta)
+            return
         try:
             check_meta(meta)
         except MetaError as exc:

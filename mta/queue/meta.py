@@ -88,3 +88,10 @@ def snapshot(meta: Meta) -> Meta:
     """A copy safe to hand to the spool while the live dict keeps changing."""
     legs = {domain: {**leg, "rcpts": list(leg["rcpts"])} for domain, leg in meta["legs"].items()}
     return {**meta, "legs": legs}
+
+
+def record_meta(meta: Meta) -> dict[str, Any]:
+    """The `meta` object of a log record: tenant, campaign and the front end's metadata."""
+    extra: dict[str, Any] = dict(meta.get("meta") or {})
+    extra.update({key: meta[key] for key in ("tenant", "campaign") if meta.get(key)})
+    return extra

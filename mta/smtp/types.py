@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
+from mta.inbound import Inbound
 from mta.replies import Reply
 
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """One received message, ready for the accept path.
-
-    `data` is the whole message with CRLF line endings, our Received header prepended and
-    Message-ID/Date added when the client left them out. `sender` is "" for the null
-    reverse-path <>. `reception_protocol` is the Received header's "with" value.
-    """
-
-    sender: str
-    recipients: tuple[str, ...]
-    data: bytes
-    reception_protocol: str
-    peer_address: str
-    peer_name: str
-    smtputf8: bool
+__all__ = ["AcceptPath", "EventLog", "Inbound"]
 
 
 class AcceptPath(Protocol):
