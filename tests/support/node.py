@@ -36,6 +36,7 @@ def node_settings(
         "node": {"name": "test-node", "hostname": "mta.test", "drain_timeout": "5s"},
         "spool": {"path": str(tmp_path / "spool"), "min_free_bytes": 0},
         "smtp": {"listen": [f"127.0.0.1:{free_port()}"], "idle_timeout": "30s"},
+        "http": {"listen": [f"127.0.0.1:{free_port()}"]},
         "delivery": {
             "smtp_port": smtp_port,
             "connect_timeout": "2s",
@@ -66,6 +67,11 @@ def node_settings(
 def smtp_address(settings: Mapping[str, Any]) -> tuple[str, int]:
     host, _, port = settings["smtp"]["listen"][0].rpartition(":")
     return host, int(port)
+
+
+def http_url(settings: Mapping[str, Any]) -> str:
+    """The base URL of the node's HTTP API, e.g. "http://127.0.0.1:8123"."""
+    return f"http://{settings['http']['listen'][0]}"
 
 
 async def send(
@@ -151,6 +157,7 @@ class InProcessNode(RecordsMixin):
         self.records = []
         self.node.records.add_listener(self.records.append)
         self.address = smtp_address(settings)
+        self.http_url = http_url(settings)
 
     async def __aenter__(self) -> InProcessNode:
         await self.node.start()
@@ -171,6 +178,7 @@ class NodeProcess(RecordsMixin):
     def __init__(self, settings: Mapping[str, Any], workdir: Path) -> None:
         self.settings = settings
         self.address = smtp_address(settings)
+        self.http_url = http_url(settings)
         self.config_path = workdir / "mta.toml"
         self.config_path.write_text(_to_toml(settings))
         self.records = []
