@@ -2,18 +2,18 @@
 
 import email
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import InProcessNode, node_settings, wait_until
+from tests.support.scenario import mx_sink
 
 
 async def test_5xx_sends_one_dsn(tmp_path, dns_server, sink_factory) -> None:
-    mx = unused_loopback_address()
-    port = free_port(mx)
-    sink = await sink_factory(
-        host=mx, port=port, rcpt_replies={"gone@example.com": "550 5.1.1 no such user"}
+    target = await mx_sink(
+        dns_server,
+        sink_factory,
+        "example.com",
+        rcpt_replies={"gone@example.com": "550 5.1.1 no such user"},
     )
-    dns_server.add("example.com", "MX", "10 mx.example.com.")
-    dns_server.add("mx.example.com", "A", mx)
+    sink, port = target.sink, target.port
     dns_server.add("example.org", "MX", "10 mx.example.com.")  # the sender's domain
 
     async with InProcessNode(
@@ -39,13 +39,13 @@ async def test_5xx_sends_one_dsn(tmp_path, dns_server, sink_factory) -> None:
 
 
 async def test_no_dsn_for_null_sender(tmp_path, dns_server, sink_factory) -> None:
-    mx = unused_loopback_address()
-    port = free_port(mx)
-    sink = await sink_factory(
-        host=mx, port=port, rcpt_replies={"gone@example.com": "550 5.1.1 no such user"}
+    target = await mx_sink(
+        dns_server,
+        sink_factory,
+        "example.com",
+        rcpt_replies={"gone@example.com": "550 5.1.1 no such user"},
     )
-    dns_server.add("example.com", "MX", "10 mx.example.com.")
-    dns_server.add("mx.example.com", "A", mx)
+    sink, port = target.sink, target.port
 
     async with InProcessNode(
         node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port)

@@ -1,15 +1,12 @@
 """A message accepted over SMTP is delivered to the MX the test DNS server names."""
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import InProcessNode, node_settings
+from tests.support.scenario import mx_sink
 
 
 async def test_delivered_via_mx(tmp_path, dns_server, sink_factory) -> None:
-    mx = unused_loopback_address()
-    port = free_port(mx)
-    sink = await sink_factory(host=mx, port=port)
-    dns_server.add("example.com", "MX", "10 mx1.example.com.")
-    dns_server.add("mx1.example.com", "A", mx)
+    target = await mx_sink(dns_server, sink_factory, "example.com")
+    sink, port = target.sink, target.port
 
     async with InProcessNode(
         node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port)
@@ -29,7 +26,7 @@ async def test_delivered_via_mx(tmp_path, dns_server, sink_factory) -> None:
     assert reception["id"] == delivery["id"]
     assert reply.endswith(delivery["id"])
     assert delivery["queue"] == "example.com"
-    assert delivery["site"] == "mx1.example.com"
+    assert delivery["site"] == "mx.example.com"
     assert delivery["response"]["code"] == 250
-    assert delivery["peer_address"] == {"name": "mx1.example.com", "addr": mx}
+    assert delivery["peer_address"] == {"name": "mx.example.com", "addr": target.host}
     assert len(node.node.spool) == 0

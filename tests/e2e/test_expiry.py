@@ -1,17 +1,17 @@
 """Past max_age a message expires: an Expiration record per recipient and one DSN."""
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import InProcessNode, node_settings
+from tests.support.scenario import mx_sink
 
 
 async def test_expiry(tmp_path, dns_server, sink_factory) -> None:
-    mx = unused_loopback_address()
-    port = free_port(mx)
-    sink = await sink_factory(
-        host=mx, port=port, rcpt_replies={"slow@example.com": "450 4.2.1 mailbox busy"}
+    target = await mx_sink(
+        dns_server,
+        sink_factory,
+        "example.com",
+        rcpt_replies={"slow@example.com": "450 4.2.1 mailbox busy"},
     )
-    dns_server.add("example.com", "MX", "10 mx.example.com.")
-    dns_server.add("mx.example.com", "A", mx)
+    sink, port = target.sink, target.port
     settings = node_settings(
         tmp_path,
         dns_port=dns_server.port,

@@ -6,19 +6,18 @@ import asyncio
 import aiosmtplib
 import pytest
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import InProcessNode, node_settings, simple_message, wait_until
+from tests.support.scenario import relay_target
 
 
 @pytest.fixture
 async def relay_node(tmp_path, sink_factory):
-    sink_host = unused_loopback_address()
-    sink_port = free_port(sink_host)
-    sink = await sink_factory(host=sink_host, port=sink_port)
+    relay = relay_target()
+    sink = await relay.start_sink(sink_factory)
     settings = node_settings(
         tmp_path,
         smtp={"max_recipients": 5, "max_message_bytes": 10_000},
-        routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}],
+        routes=relay.routes,
     )
     async with InProcessNode(settings) as node:
         yield node, sink

@@ -1,15 +1,12 @@
 """SERVFAIL is a transient failure: the message stays queued and is delivered once DNS works."""
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import InProcessNode, node_settings
+from tests.support.scenario import mx_sink
 
 
 async def test_servfail_is_retried(tmp_path, dns_server, sink_factory) -> None:
-    mx = unused_loopback_address()
-    port = free_port(mx)
-    sink = await sink_factory(host=mx, port=port)
-    dns_server.add("example.com", "MX", "10 mx.example.com.")
-    dns_server.add("mx.example.com", "A", mx)
+    target = await mx_sink(dns_server, sink_factory, "example.com")
+    sink, port = target.sink, target.port
     dns_server.fail("example.com", "SERVFAIL")
 
     async with InProcessNode(

@@ -1,18 +1,15 @@
 """SIGKILL with acknowledged mail queued loses nothing: after a restart all of it is delivered,
 exactly once per recipient."""
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import NodeProcess, node_settings, send, simple_message
+from tests.support.scenario import relay_target
 
 MESSAGES = 20
 
 
 async def test_sigkill_then_restart_delivers_everything_once(tmp_path, sink_factory) -> None:
-    sink_host = unused_loopback_address()
-    sink_port = free_port(sink_host)
-    settings = node_settings(
-        tmp_path, routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}]
-    )
+    relay = relay_target()
+    settings = node_settings(tmp_path, routes=relay.routes)
     node = NodeProcess(settings, tmp_path)
     await node.start()
     try:
@@ -29,7 +26,7 @@ async def test_sigkill_then_restart_delivers_everything_once(tmp_path, sink_fact
     finally:
         await node.close()
 
-    sink = await sink_factory(host=sink_host, port=sink_port)
+    sink = await relay.start_sink(sink_factory)
     restarted = NodeProcess(settings, tmp_path)
     await restarted.start()
     try:

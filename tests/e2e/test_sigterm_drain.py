@@ -2,17 +2,14 @@
 
 import asyncio
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import NodeProcess, node_settings, send, simple_message
+from tests.support.scenario import relay_target
 
 
 async def test_graceful_sigterm_drain(tmp_path, sink_factory) -> None:
-    sink_host = unused_loopback_address()
-    sink_port = free_port(sink_host)
-    sink = await sink_factory(host=sink_host, port=sink_port, stall="DATA", stall_seconds=1.5)
-    settings = node_settings(
-        tmp_path, routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}]
-    )
+    relay = relay_target()
+    sink = await relay.start_sink(sink_factory, stall="DATA", stall_seconds=1.5)
+    settings = node_settings(tmp_path, routes=relay.routes)
     node = NodeProcess(settings, tmp_path)
     await node.start()
     try:

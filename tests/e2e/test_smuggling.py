@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import InProcessNode, node_settings, wait_until
+from tests.support.scenario import relay_target
 
 VARIANTS = [b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\r", b"\r.\r\n", b"\r\n.\n"]
 
@@ -49,13 +49,12 @@ def smuggling_payload(end: bytes) -> bytes:
 async def test_smuggled_end_of_data_never_makes_a_second_message(
     tmp_path, sink_factory, end: bytes, mode: str
 ) -> None:
-    sink_host = unused_loopback_address()
-    sink_port = free_port(sink_host)
-    sink = await sink_factory(host=sink_host, port=sink_port)
+    relay = relay_target()
+    sink = await relay.start_sink(sink_factory)
     settings = node_settings(
         tmp_path,
         smtp={"bare_line_endings": mode},
-        routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}],
+        routes=relay.routes,
     )
     async with InProcessNode(settings) as node:
         replies = await smtp_dialogue(node.address, smuggling_payload(end))

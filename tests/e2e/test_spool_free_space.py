@@ -7,8 +7,8 @@ import os
 import aiosmtplib
 import pytest
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import InProcessNode, node_settings
+from tests.support.scenario import relay_target
 
 MARGIN = 16 * 1024 * 1024
 FILLER = 64 * 1024 * 1024
@@ -20,13 +20,12 @@ def free_bytes(path) -> int:
 
 
 async def test_low_free_space_refuses_without_losing_mail(tmp_path, sink_factory) -> None:
-    sink_host = unused_loopback_address()
-    sink_port = free_port(sink_host)
+    relay = relay_target()
     threshold = free_bytes(tmp_path) - MARGIN
     settings = node_settings(
         tmp_path,
         spool={"min_free_bytes": threshold},
-        routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}],
+        routes=relay.routes,
     )
     filler = tmp_path / "filler"
     async with InProcessNode(settings) as node:
@@ -46,7 +45,7 @@ async def test_low_free_space_refuses_without_losing_mail(tmp_path, sink_factory
         await asyncio.sleep(0.7)
         refused, _ = await node.send("alice@example.org", ["third@example.com"])
         assert refused == {}
-        sink = await sink_factory(host=sink_host, port=sink_port)
+        sink = await relay.start_sink(sink_factory)
         await sink.wait_for_messages(2, timeout=15)
 
     delivered = sorted(r for m in sink.messages for r in m.rcpt_tos)

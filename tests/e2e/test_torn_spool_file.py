@@ -1,19 +1,16 @@
 """A record torn by a crash mid-write is moved to quarantine and logged; the node still starts
 and delivers every message that was acknowledged."""
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import NodeProcess, node_settings, send, simple_message
+from tests.support.scenario import relay_target
 
 MESSAGES = 5
 SEGMENT_HEADER = 16
 
 
 async def test_torn_record_is_quarantined(tmp_path, sink_factory) -> None:
-    sink_host = unused_loopback_address()
-    sink_port = free_port(sink_host)
-    settings = node_settings(
-        tmp_path, routes=[{"domains": ["*"], "relay": f"{sink_host}:{sink_port}"}]
-    )
+    relay = relay_target()
+    settings = node_settings(tmp_path, routes=relay.routes)
     node = NodeProcess(settings, tmp_path)
     await node.start()
     try:
@@ -35,7 +32,7 @@ async def test_torn_record_is_quarantined(tmp_path, sink_factory) -> None:
     with segments[-1].open("ab") as segment:
         segment.write(first_record)
 
-    sink = await sink_factory(host=sink_host, port=sink_port)
+    sink = await relay.start_sink(sink_factory)
     restarted = NodeProcess(settings, tmp_path)
     await restarted.start()
     try:

@@ -1,15 +1,14 @@
 """A 4xx is retried after the configured interval and then delivered."""
 
-from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import InProcessNode, node_settings
+from tests.support.scenario import mx_sink
 
 
 async def test_transient_then_delivered(tmp_path, dns_server, sink_factory) -> None:
-    mx = unused_loopback_address()
-    port = free_port(mx)
-    sink = await sink_factory(host=mx, port=port, data_replies=["451 4.3.0 try again later"])
-    dns_server.add("example.com", "MX", "10 mx.example.com.")
-    dns_server.add("mx.example.com", "A", mx)
+    target = await mx_sink(
+        dns_server, sink_factory, "example.com", data_replies=["451 4.3.0 try again later"]
+    )
+    sink, port = target.sink, target.port
 
     async with InProcessNode(
         node_settings(tmp_path, dns_port=dns_server.port, smtp_port=port)
