@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ if _ROOT not in sys.path:  # make `tests.support` importable however pytest is r
     sys.path.insert(0, _ROOT)
 
 from tests.support.dns_server import TestDNSServer  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.smtp_sink import ScriptedSink  # noqa: E402
 
 SinkFactory = Callable[..., Awaitable[ScriptedSink]]
@@ -43,3 +44,15 @@ async def sink_factory() -> AsyncIterator[SinkFactory]:
     yield make
     for sink in reversed(sinks):
         await sink.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A started redis-server on 127.0.0.1 and a free port (no persistence), stopped at
+    teardown; the test may ``kill()``/``stop()`` and ``start()`` it again on that port."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
