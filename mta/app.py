@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import TextIO
 
 from mta.accept import Acceptor
 from mta.config import Config
 from mta.delivery import DeliveryEngine, MxResolver
+from mta.http import HttpServer, NodeHealth
+from mta.http.admin_routes import ADMIN_OPENAPI_PATHS, add_admin_routes
 from mta.inbound import Inbound
+from mta.inject import InjectService
 from mta.logs import RecordLog
+from mta.metrics import Metrics
+from mta.queue.admin import QueueAdmin
 from mta.queue.events import QueueEvents
 from mta.queue.manager import QueueManager
 from mta.smtp import SmtpServer
@@ -22,8 +28,45 @@ logger = logging.getLogger(__name__)
 DSN_PROTOCOL = "Internal"
 
 
+@dataclass(frozen=True)
+class HttpApi:
+    """The HTTP side of a node: the server and what it serves."""
+
+    server: HttpServer
+    health: NodeHealth
+    metrics: Metrics
+    inject: InjectService
+    admin: QueueAdmin
+
+
+def build_http_api(
+    config: Config, *, spool: Spool, queue: QueueManager, acceptor: Acceptor, records: RecordLog
+) -> HttpApi:
+    """Health, metrics, inject and admin over the node's parts, served by one HttpServer."""
+    health = NodeHealth(acceptor.unhealthy_reason)
+    metrics = Metrics(queue_stats=queue.stats, spool_stats=spool.stats)
+    records.add_listener(metrics.observe)
+    inject = InjectService(
+        acceptor=acceptor,
+        spool=spool,
+        hostname=config.node.hostname,
+        workers=config.http.deferred_generation_workers,
+    )
+    queue.recovery_handlers["inject-batch"] = inject.recover  # batches stored before a restart
+    admin = QueueAdmin(queue, records)
+    server = HttpServer(
+        config.http,
+        inject=inject,
+        health=health,
+        metrics=metrics,
+        admin_setup=lambda app: add_admin_routes(app, admin),
+        admin_openapi=ADMIN_OPENAPI_PATHS,
+    )
+    return HttpApi(server, health, metrics, inject, admin)
+
+
 class Node:
-    """One MTA node: one spool, one queue manager, the SMTP listeners."""
+    """One MTA node: one spool, one queue manager, the SMTP listeners, the HTTP API."""
 
     def __init__(self, config: Config, *, records_stream: TextIO | None = None) -> None:
         self.config = config
@@ -56,28 +99,46 @@ class Node:
         self.smtp = SmtpServer(
             config.smtp, hostname=config.node.hostname, accept=self.acceptor, events=self.records
         )
+        self.api = build_http_api(
+            config, spool=self.spool, queue=self.queue, acceptor=self.acceptor, records=self.records
+        )
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
+        """Start in a written order: records, HTTP (probes answer "waiting for spool startup"
+        during recovery), spool and queues, SMTP; then ready."""
         await self.records.start()
-        recovered = await self.spool.open()
-        logger.info("spool %s: %d messages recovered", self.config.spool.path, len(recovered))
-        await self.queue.start(recovered)
-        await self.smtp.start()
+        await self.api.server.start()
+        try:
+            recovered = await self.spool.open()
+            logger.info("spool %s: %d messages recovered", self.config.spool.path, len(recovered))
+            await self.queue.start(recovered)
+            await self.smtp.start()
+        except BaseException:
+            await self.api.server.stop()
+            raise
+        self.api.health.mark_ready()
         self.ready.set()
         logger.info("ready: SMTP on %s", ", ".join(f"{h}:{p}" for h, p in self.smtp.addresses))
 
     async def stop(self) -> None:
-        """Stop in a written order: listeners, sessions (421), deliveries (drain), spool."""
+        """Stop in a written order: not ready, SMTP listeners and sessions (421), HTTP inject,
+        deliveries (drain), spool, and the HTTP server last so probes answer during the drain."""
         self.ready.clear()
+        self.api.health.mark_stopping()  # readyz and inject answer 503 "shutting down"
         await self.smtp.stop_listening()
         # Sessions in the middle of DATA may still finish their message (within the drain
-        # timeout); only then does the accept path refuse.
-        await self.smtp.close_sessions(grace=self.config.node.drain_timeout)
+        # timeout), as may inject requests already past the door; only then does the accept
+        # path refuse.
+        drain = self.config.node.drain_timeout
+        await self.smtp.close_sessions(grace=drain)
+        await self.api.server.wait_for_injects(drain)
+        await self.api.inject.close(drain)  # deferred batches stop; the rest resume at next start
         self.acceptor.refusing = "shutting down"
-        await self.queue.shutdown(self.config.node.drain_timeout)
+        await self.queue.shutdown(drain)
         await self.engine.close()
         await self.spool.close()
+        await self.api.server.stop()
         await self.records.close()
         logger.info("stopped")
 

@@ -1,4 +1,8 @@
-"""The `mta` command: serve, check-config, sink."""
+"""The `mta` command: serve, check-config, sink, and the operator commands that talk to a node.
+
+The operator commands (queue, bounce, suspend, suspend-ready-q, inject) live in `mta/cli_*.py`
+and use the HTTP client in `mta/client/`; this module only assembles the parser.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from mta import cli_inject, cli_queue, cli_rules
+from mta.cli_common import CONNECTION_OPTIONS, Parser, add_connection_options, option
 from mta.config import Config, ConfigError, load_config
 from mta.units import parse_hostport
 
@@ -22,6 +28,8 @@ EXIT_START = 1
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if option(args, "local") and any(option(args, key) for key in CONNECTION_OPTIONS):
+        parser.error(f"{args.command}: --endpoint and the other node options do not apply")
     logging.basicConfig(
         level=os.environ.get("MTA_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -32,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mta", description="A pure-Python asyncio MTA.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="mta", description="A pure-Python asyncio MTA.")
+    add_connection_options(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the node")
     serve.add_argument(
         "--config",
@@ -48,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     sink.add_argument("--listen", default="127.0.0.1:2526", help="host:port (127.0.0.1:2526)")
     sink.add_argument("--dir", default="var/sink", help="where to store messages (var/sink)")
     sink.set_defaults(func=_sink)
+    for local in (serve, check, sink):
+        local.set_defaults(local=True)
+    cli_queue.register(commands)
+    cli_rules.register(commands)
+    cli_inject.register(commands)
     return parser
 
 

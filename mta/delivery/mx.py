@@ -279,11 +279,21 @@ class MxResolver:
         except dns.resolver.NXDOMAIN as error:
             return Lookup("nxdomain", (), _negative_ttl(error))
         except (TimeoutError, dns.exception.DNSException):
+            _reraise_lost_cancel()
             return Lookup("tempfail")
+        _reraise_lost_cancel()
         ttl = float(answer.chaining_result.minimum_ttl)
         if answer.rrset is None:
             return Lookup("nodata", (), ttl)
         return Lookup("ok", tuple(answer.rrset), ttl)
+
+
+def _reraise_lost_cancel() -> None:
+    # Python 3.11's asyncio.wait_for (used inside dnspython) can swallow a cancellation that
+    # arrives together with the answer; the task still counts it, so honour it here.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _about(reply: Reply, name: str) -> Reply:

@@ -9,6 +9,7 @@ from mta.logs import RecordLog, classify_bounce
 from mta.queue.meta import Meta, record_meta
 from mta.replies import Reply
 
+ADMIN_SITE = "localhost"
 _OUTCOME_TYPES = {"delivered": "Delivery", "transient": "TransientFailure", "permanent": "Bounce"}
 
 
@@ -54,6 +55,31 @@ class QueueEvents:
             response=reply,
             num_attempts=leg["attempts"],
             bounce_classification="MessageExpired",
+        )
+
+    def admin_bounce(
+        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, reply: Reply
+    ) -> None:
+        """An administrator bounced the recipient (KumoMTA logs these with site "localhost")."""
+        self._records.record(
+            "AdminBounce",
+            **_common(msg_id, meta, leg, rcpt, ADMIN_SITE),
+            response=reply,
+            num_attempts=leg["attempts"],
+        )
+
+    def suspended(
+        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, reply: Reply
+    ) -> None:
+        """A scheduled-queue suspension held the recipient back (site: the queue, as KumoMTA).
+
+        Both admin records keep the "Uncategorized" class: no remote server judged the mail.
+        """
+        self._records.record(
+            "TransientFailure",
+            **_common(msg_id, meta, leg, rcpt, leg["queue"]),
+            response=reply,
+            num_attempts=leg["attempts"],
         )
 
 

@@ -5,6 +5,9 @@ until due, is bound to the ready queue of its destination site (MX rollup), is a
 worker of that site, and the per-recipient outcomes decide what happens next: delivered and
 bounced recipients leave the leg, transient ones keep it for a later attempt, past `max_age` it
 expires. Bounces and expiries produce one DSN per attempt to the envelope sender.
+
+An administrator's rules (`mta.queue.admin`) are consulted through `AdminGate` where a leg
+changes hands: when it is promoted, when a worker takes it, and before a retry is scheduled.
 """
 
 from __future__ import annotations
@@ -14,41 +17,27 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any
 
-from mta.config import Config
+from mta.config import Config, QueueConfig
 from mta.delivery import DeliveryEngine, Job, Outcome, Site, SiteError
-from mta.dsn import FailedRecipient, build_dsn
+from mta.dsn import FailedRecipient
 from mta.queue.events import OutcomeLog
-from mta.queue.meta import Meta, MetaError, check_meta, snapshot
+from mta.queue.meta import Leg, Meta, MetaError, check_meta, snapshot
+from mta.queue.notify import DsnSender, DsnSubmitter
+from mta.queue.ports import AdminGate, Key, RecoveredLike, RecoveryHandler, SpoolLike
 from mta.queue.ready import ReadyQueue
 from mta.queue.retry import is_expired, retry_delay
 from mta.queue.routes import match_route
-from mta.queue.scheduler import Scheduler
+from mta.queue.scheduler import Entry, Scheduler
 from mta.replies import S451_LOCAL_ERROR, S551_MESSAGE_EXPIRED
 
 logger = logging.getLogger(__name__)
 
-Key = tuple[str, str]  # (message id, recipient domain)
-DsnSubmitter = Callable[[str, bytes], Awaitable[object]]
-RecoveryHandler = Callable[[str, dict[str, Any]], None]
-
 PROMOTERS = 8  # concurrent site resolutions; DNS answers are cached, so few are needed
 READY_FULL_DELAY = 1.0  # seconds before retrying to bind an entry whose ready queue is full
-
-
-class SpoolLike(Protocol):
-    async def update(self, msg_id: str, meta: Any) -> None: ...
-    async def remove(self, msg_id: str) -> None: ...
-    def read(self, msg_id: str) -> bytes: ...
-
-
-class RecoveredLike(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def meta(self) -> dict[str, Any]: ...
 
 
 class QueueManager:
@@ -77,12 +66,20 @@ class QueueManager:
         self._ready: dict[str, ReadyQueue[Key]] = {}
         self._sites: dict[str, Site] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._submit_dsn: DsnSubmitter | None = None
+        self._dsn = DsnSender(config.node.hostname, spool.read)
+        self._admin: AdminGate | None = None
+        # Legs a task is working on: key -> ready queue name while attempted, None while
+        # promoted. An admin sweep leaves them alone: they pass the gate on their own.
+        self._handling: dict[Key, str | None] = {}
         self.recovery_handlers: dict[str, RecoveryHandler] = {}
 
     def set_dsn_submitter(self, submit: DsnSubmitter) -> None:
         """`submit(recipient, message)` stores a DSN from the null sender like any message."""
-        self._submit_dsn = submit
+        self._dsn.submit = submit
+
+    def set_admin(self, admin: AdminGate) -> None:
+        """Consult `admin` on every leg's way (see `AdminGate`)."""
+        self._admin = admin
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -155,25 +152,33 @@ class QueueManager:
         self._due_event.set()
 
     async def _promoter(self) -> None:
-        while True:
+        task = asyncio.current_task()
+        while task is None or not task.cancelling():  # a cancel swallowed below still ends us
             while not self._due:
                 self._due_event.clear()
                 await self._due_event.wait()
             await self._promote(self._due.popleft())
 
     async def _promote(self, key: Key) -> None:
-        msg_id, domain = key
-        if msg_id not in self._messages:
-            return
+        if self._leg(key) is None:
+            return  # bounced by an administrator while it was due
+        self._handling[key] = None
+        try:
+            if self._admin is None or not await self._admin.take(key):
+                await self._bind(key)
+        finally:
+            del self._handling[key]
+
+    async def _bind(self, key: Key) -> None:
+        domain = key[1]
         route = match_route(self._config.routes, domain)
         try:
             site = await self._engine.site_for(domain, route)
         except SiteError as exc:
             await self._settle(key, None, self._all_recipients(key, exc.outcome))
             return
-        ready = self._ready_queue(site)
-        if not ready.put(key):
-            leg = self._messages[msg_id]["legs"][domain]
+        if not self._ready_queue(site).put(key):
+            leg = self._messages[key[0]]["legs"][domain]
             self._scheduler.schedule(key, self._clock() + READY_FULL_DELAY, leg["queue"])
 
     def _ready_queue(self, site: Site) -> ReadyQueue[Key]:
@@ -188,15 +193,25 @@ class QueueManager:
                 attempt=lambda key: self._attempt(site.name, key),
             )
             self._ready[site.name] = ready
+            if self._admin is not None and self._admin.ready_suspended(site.name):
+                ready.suspended = True
         return ready
 
     # -- attempts --------------------------------------------------------------------------
 
     async def _attempt(self, site_name: str, key: Key) -> None:
+        if self._leg(key) is None:
+            return  # bounced by an administrator while it waited in the ready queue
+        self._handling[key] = site_name
+        try:
+            if self._admin is None or not await self._admin.take(key):
+                await self._deliver(site_name, key)
+        finally:
+            del self._handling[key]
+
+    async def _deliver(self, site_name: str, key: Key) -> None:
         msg_id, domain = key
-        meta = self._messages.get(msg_id)
-        if meta is None or domain not in meta["legs"]:
-            return
+        meta = self._messages[msg_id]
         site = self._sites[site_name]
         try:
             data = self._spool.read(msg_id)
@@ -275,18 +290,25 @@ class QueueManager:
         leg = meta["legs"][domain]
         if not leg["rcpts"]:
             del meta["legs"][domain]
-        if failed and meta["sender"]:
-            await self._send_dsn(msg_id, meta, failed)
-        if not meta["legs"]:
-            del self._messages[msg_id]
-            await self._persist(self._spool.remove(msg_id), msg_id)
-            return
-        if due is not None and domain in meta["legs"]:
+            due = None
+        elif due is not None:
             leg["due"] = due
-            await self._persist(self._spool.update(msg_id, snapshot(meta)), msg_id)
+        if failed and meta["sender"]:
+            await self._dsn.send(msg_id, meta, failed)
+        await self._store(msg_id, meta)
+        # Like KumoMTA, a leg that comes back for a retry while a bounce rule matches it is
+        # bounced then (so is a leg in flight when the rule was made). Checked after the last
+        # await: an admin sweep skips legs being handled, so none slips into the scheduler.
+        if due is not None and (self._admin is None or not await self._admin.take_requeued(key)):
             self._scheduler.schedule(key, due, leg["queue"])
-        else:
+
+    async def _store(self, msg_id: str, meta: Meta) -> None:
+        """Persist a message's legs: update it, or remove it once no leg is left."""
+        if meta["legs"]:
             await self._persist(self._spool.update(msg_id, snapshot(meta)), msg_id)
+        elif self._messages.pop(msg_id, None) is not None:
+            # (Two legs finishing together both see no legs left; only one removes.)
+            await self._persist(self._spool.remove(msg_id), msg_id)
 
     async def _persist(self, write: Awaitable[None], msg_id: str) -> None:
         try:
@@ -296,26 +318,6 @@ class QueueManager:
         except Exception:
             # The in-memory state goes on; at worst a restart re-attempts (at-least-once).
             logger.exception("could not record the state of message %s in the spool", msg_id)
-
-    async def _send_dsn(self, msg_id: str, meta: Meta, failed: list[FailedRecipient]) -> None:
-        if self._submit_dsn is None:
-            logger.error("no DSN submitter: bounce for %s not sent", msg_id)
-            return
-        try:
-            original = self._spool.read(msg_id)
-            dsn = build_dsn(
-                reporting_mta=self._config.node.hostname,
-                original_sender=meta["sender"],
-                original_message=original,
-                arrival_date=meta["created"],
-                recipients=failed,
-                original_envelope_id=msg_id,
-            )
-            await self._submit_dsn(meta["sender"], dsn)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("could not queue the DSN for message %s", msg_id)
 
     # -- introspection ---------------------------------------------------------------------
 
@@ -337,6 +339,69 @@ class QueueManager:
     def is_idle(self) -> bool:
         stats = self.stats()
         return stats["due"] == 0 and stats["ready"] == 0 and stats["in_flight"] == 0
+
+    def _leg(self, key: Key) -> Leg | None:
+        meta = self._messages.get(key[0])
+        return None if meta is None else meta["legs"].get(key[1])
+
+    # -- administration (read-only views and the actions of mta.queue.admin) ----------------
+
+    @property
+    def queue_config(self) -> QueueConfig:
+        return self._config.queue
+
+    @property
+    def messages(self) -> Mapping[str, Meta]:
+        """Every queued message by id (live: read, never change)."""
+        return MappingProxyType(self._messages)
+
+    @property
+    def handling(self) -> Mapping[Key, str | None]:
+        """Legs being promoted (None) or attempted (their ready queue name)."""
+        return MappingProxyType(self._handling)
+
+    @property
+    def ready_queue_map(self) -> Mapping[str, ReadyQueue[Key]]:
+        return MappingProxyType(self._ready)
+
+    def scheduled(self, key: Key) -> Entry | None:
+        """The scheduler's entry (due time, queue) of a leg waiting for its time."""
+        return self._scheduler.get(key)
+
+    def last_change(self, queue: str) -> float | None:
+        return self._scheduler.last_change(queue)
+
+    def body(self, msg_id: str) -> bytes:
+        return self._spool.read(msg_id)
+
+    async def drop_leg(self, key: Key) -> None:
+        """Remove a leg (an administrator bounced it; no DSN) and persist the message."""
+        meta = self._messages.get(key[0])
+        if meta is None or meta["legs"].pop(key[1], None) is None:
+            return
+        self._scheduler.cancel(key)
+        await self._store(key[0], meta)
+
+    def hold(self, key: Key, until: float) -> None:
+        """Keep a leg in its scheduled queue until `until`; not a delivery attempt.
+
+        The stored due time stays: a restart forgets admin rules, so it must not wait then.
+        """
+        leg = self._leg(key)
+        if leg is not None:
+            self._scheduler.cancel(key)
+            self._scheduler.schedule(key, until, leg["queue"])
+
+    def release(self, key: Key, held_until: float) -> None:
+        """Make a leg held until `held_until` due now (its suspension was lifted early)."""
+        entry = self._scheduler.get(key)
+        if entry is not None and entry.due == held_until and self._scheduler.cancel(key):
+            self._on_due(key)
+
+    def set_ready_suspended(self, name: str, suspended: bool) -> None:
+        ready = self._ready.get(name)
+        if ready is not None:
+            ready.suspended = suspended
 
 
 def _failed(rcpt: str, outcome: Outcome, when: float) -> FailedRecipient:

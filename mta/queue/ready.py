@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -15,7 +15,9 @@ class ReadyQueue(Generic[K]):
 
     `put` refuses (returns False) when `max_ready` entries are waiting: the caller reschedules
     instead of letting one slow site hold unbounded memory. Workers are started on demand, up to
-    `max_workers` (the site's connection limit), and exit when the queue is empty.
+    `max_workers` (the site's connection limit), and exit when the queue is empty. While
+    `suspended` (an administrator's ready-queue suspension), no attempt starts; attempts in
+    flight finish, and lifting the suspension starts workers again.
     """
 
     def __init__(
@@ -33,11 +35,25 @@ class ReadyQueue(Generic[K]):
         self._attempt = attempt
         self._workers: set[asyncio.Task[None]] = set()
         self._attempting = 0
-        self.suspended = False
+        self._suspended = False
         self.closing = False
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __iter__(self) -> Iterator[K]:
+        """The waiting entries, oldest first (not those being attempted)."""
+        return iter(self._items)
+
+    @property
+    def suspended(self) -> bool:
+        return self._suspended
+
+    @suspended.setter
+    def suspended(self, value: bool) -> None:
+        self._suspended = value
+        if not value:
+            self._spawn()
 
     @property
     def busy(self) -> int:

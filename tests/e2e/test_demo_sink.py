@@ -12,13 +12,14 @@ from tests.support.node import send, simple_message, wait_until
 
 
 async def test_demo_delivers_to_sink(tmp_path) -> None:
-    sink_port, smtp_port = free_port(), free_port()
+    sink_port, smtp_port, http_port = free_port(), free_port(), free_port()
     sink_dir = tmp_path / "sink"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MTA_")}
     env.update(
         {
             "MTA_ROUTES": f'[{{domains = ["*"], relay = "127.0.0.1:{sink_port}"}}]',
             "MTA_SMTP__LISTEN": f"127.0.0.1:{smtp_port}",
+            "MTA_HTTP__LISTEN": f"127.0.0.1:{http_port}",
             "MTA_SPOOL__PATH": str(tmp_path / "spool"),
             "MTA_SPOOL__MIN_FREE_BYTES": "0",
         }
