@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per command
     result: int = args.func(args)
     return result
 
