@@ -1,0 +1,1 @@
+"""The MTA benchmark: our node against a throwaway Postfix, A B A B, on one machine."""
