@@ -28,7 +28,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LABEL_CHAR = "0-9A-Za-z_\u0080-\U0010ffff"  # non-ASCII: U-labels under SMTPUTF8
 _LABEL = re.compile(rf"[{_LABEL_CHAR}](?:[{_LABEL_CHAR}-]*[{_LABEL_CHAR}])?")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # undecodable bytes kept by surrogateescape
-_ANY_LINE_ENDING = re.compile(rb"\r\n|\r|\n")
 
 
 def sender_problem(address: str, *, smtputf8: bool) -> Reply | None:
@@ -104,14 +103,23 @@ def size_problem(size: int | None, limit: int) -> Reply | None:
 
 
 def has_bare_line_endings(data: bytes) -> bool:
-    """True when `data` holds a CR not followed by LF or an LF not preceded by CR."""
+    """True when `data` holds a CR not followed by LF or an LF not preceded by CR.
+
+    Three C-speed counts: every CR and every LF is part of a CRLF exactly when there are as
+    many of each as there are CRLFs. (The regex `\\r(?!\\n)|(?<!\\r)\\n` says the same but
+    `re` tries it at every octet: ten times slower on a 100 KB message.)
+    """
     pairs = data.count(CRLF)
     return data.count(b"\r") != pairs or data.count(b"\n") != pairs
 
 
 def normalize_line_endings(data: bytes) -> bytes:
-    """Every bare CR, bare LF and CRLF becomes CRLF."""
-    return _ANY_LINE_ENDING.sub(CRLF, data)
+    """Every bare CR, bare LF and CRLF becomes CRLF.
+
+    Three whole-buffer replaces (CRLF to LF, then CR to LF, then LF to CRLF) instead of one
+    regex substitution per line ending: a few times faster on a large message.
+    """
+    return data.replace(CRLF, b"\n").replace(b"\r", b"\n").replace(b"\n", CRLF)
 
 
 def rough_path(argument: str | None, keyword: str) -> str:

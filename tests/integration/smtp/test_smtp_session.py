@@ -235,3 +235,49 @@ async def test_sequence_errors_have_enhanced_codes(
         "RCPT TO:<b@example.com>",
         "DATA",
     ]
+
+
+async def test_commands_pipelined_after_the_data_are_read_as_commands(
+    start_server: StartServer, connect: ConnectClient
+) -> None:
+    """DATA is read in chunks: what followed the end of data goes back to the command reader."""
+    harness = await start_server()
+    raw = await connect(harness.port)
+    await raw.start_mail()
+    await raw.send(b"Subject: one\r\n\r\nx\r\n.\r\nRSET\r\nMAIL FROM:<c@example.org>\r\n")
+    assert [await raw.reply() for _ in range(3)] == [
+        "250 2.0.0 OK queued as msg1",
+        "250 2.0.0 OK",
+        "250 2.1.0 Sender OK",
+    ]
+    assert await raw.command(b"RCPT TO:<d@example.com>\r\n") == "250 2.1.5 Recipient OK"
+    assert harness.accept.inbounds[0].data.endswith(b"Subject: one\r\n\r\nx\r\n")
+
+
+async def test_large_messages_pipelined_back_to_back(
+    start_server: StartServer, connect: ConnectClient
+) -> None:
+    harness = await start_server()
+    raw = await connect(harness.port)
+    await raw.reply()
+    await raw.command(b"EHLO client.test\r\n")
+    bodies = [b"Subject: %d\r\n\r\n" % n + b"..%d line\r\n" % n * 20_000 for n in range(2)]
+    envelope = b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+    await raw.send(b"".join(envelope + body + b".\r\n" for body in bodies) + b"QUIT\r\n")
+    replies = [await raw.reply() for _ in range(9)]
+    assert replies[3::4] == ["250 2.0.0 OK queued as msg1", "250 2.0.0 OK queued as msg2"]
+    assert replies[-1] == "221 2.0.0 Bye"
+    for inbound, body in zip(harness.accept.inbounds, bodies, strict=True):
+        assert inbound.data.endswith(body.replace(b"\r\n.", b"\r\n"))
+
+
+async def test_client_gone_inside_data_accepts_nothing(
+    start_server: StartServer, connect: ConnectClient
+) -> None:
+    harness = await start_server()
+    raw = await connect(harness.port)
+    await raw.start_mail()
+    await raw.send(b"Subject: cut off\r\n\r\nno end\r\n.")
+    raw.writer.write_eof()
+    assert await raw.at_eof()  # closed without a reply
+    assert harness.accept.inbounds == []
