@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Generic, Protocol, TypeVar
 
 
@@ -16,12 +17,24 @@ class Reusable(Protocol):
 S = TypeVar("S", bound=Reusable)
 
 
-class _Idle(Generic[S]):
-    __slots__ = ("session", "timer")
+class _SiteIdle(Generic[S]):
+    """One site's idle sessions, oldest first, each with the loop time it expires at.
 
-    def __init__(self, session: S) -> None:
-        self.session = session
+    Sessions are appended as they are put back, so expiry times only grow along the
+    deque: one timer, for the oldest, serves them all. A timer per session would cost
+    a call_later and a cancel on every delivery.
+    """
+
+    __slots__ = ("sessions", "timer")
+
+    def __init__(self) -> None:
+        self.sessions: deque[tuple[float, S]] = deque()
         self.timer: asyncio.TimerHandle | None = None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 class SessionPool(Generic[S]):
@@ -35,33 +48,41 @@ class SessionPool(Generic[S]):
 
     def __init__(self, idle_timeout: float) -> None:
         self._idle_timeout = idle_timeout
-        self._idle: dict[str, list[_Idle[S]]] = {}
+        self._idle: dict[str, _SiteIdle[S]] = {}
         self._quitting: set[asyncio.Task[None]] = set()
         self._closed = False
 
     def take(self, site: str) -> S | None:
         """An idle live session for `site`, or None; dead ones found on the way are dropped."""
-        entries = self._idle.get(site, [])
-        while entries:
-            entry = entries.pop()
-            if entry.timer is not None:
-                entry.timer.cancel()
-            if entry.session.reusable:
-                self._forget_if_empty(site)
-                return entry.session
-            self.retire(entry.session)
-        self._forget_if_empty(site)
-        return None
+        entry = self._idle.get(site)
+        if entry is None:
+            return None
+        sessions = entry.sessions
+        found: S | None = None
+        while sessions:
+            _, session = sessions.pop()
+            if session.reusable:
+                found = session
+                break
+            self.retire(session)
+        if not sessions:
+            entry.cancel_timer()
+            del self._idle[site]
+        return found
 
     def put(self, site: str, session: S) -> None:
         """Keep `session` for reuse, or retire it if it cannot be reused."""
         if self._closed or not session.reusable:
             self.retire(session)
             return
-        entry = _Idle(session)
         loop = asyncio.get_running_loop()
-        entry.timer = loop.call_later(self._idle_timeout, self._expire, site, entry)
-        self._idle.setdefault(site, []).append(entry)
+        expires = loop.time() + self._idle_timeout
+        entry = self._idle.get(site)
+        if entry is None:
+            entry = self._idle[site] = _SiteIdle()
+        entry.sessions.append((expires, session))
+        if entry.timer is None:
+            entry.timer = loop.call_at(expires, self._expire, site)
 
     def retire(self, session: S) -> None:
         """QUIT and close in the background."""
@@ -70,26 +91,33 @@ class SessionPool(Generic[S]):
         task.add_done_callback(self._quitting.discard)
 
     def idle(self, site: str) -> int:
-        return sum(1 for entry in self._idle.get(site, []) if entry.session.reusable)
+        entry = self._idle.get(site)
+        if entry is None:
+            return 0
+        return sum(1 for _, session in entry.sessions if session.reusable)
 
     async def close(self) -> None:
         """Retire every idle session and wait for all the QUITs under way."""
         self._closed = True
         for site in list(self._idle):
-            for entry in self._idle.pop(site):
-                if entry.timer is not None:
-                    entry.timer.cancel()
-                self.retire(entry.session)
+            entry = self._idle.pop(site)
+            entry.cancel_timer()
+            for _, session in entry.sessions:
+                self.retire(session)
         if self._quitting:
             await asyncio.gather(*self._quitting)
 
-    def _expire(self, site: str, entry: _Idle[S]) -> None:
-        entries = self._idle.get(site, [])
-        if entry in entries:
-            entries.remove(entry)
-            self._forget_if_empty(site)
-            self.retire(entry.session)
-
-    def _forget_if_empty(self, site: str) -> None:
-        if site in self._idle and not self._idle[site]:
+    def _expire(self, site: str) -> None:
+        """Retire the sessions whose idle time is up; wake again for the next oldest."""
+        entry = self._idle.get(site)
+        if entry is None:
+            return
+        entry.timer = None
+        loop = asyncio.get_running_loop()
+        sessions = entry.sessions
+        while sessions and sessions[0][0] <= loop.time():
+            self.retire(sessions.popleft()[1])
+        if sessions:
+            entry.timer = loop.call_at(sessions[0][0], self._expire, site)
+        else:
             del self._idle[site]

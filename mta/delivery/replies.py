@@ -7,6 +7,8 @@ supported, X.7.5 cryptographic failure, X.5.0 other protocol status.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from mta.replies import S550_NO_SUCH_DOMAIN, Reply
 
 from .types import PeerAddress
@@ -75,6 +77,7 @@ def as_transient(reply: Reply) -> Reply:
     return Reply(451, enhanced, reply.text)
 
 
+@lru_cache(maxsize=1024)  # MAIL/RCPT/DATA replies repeat; Reply is immutable
 def from_response(code: int, message: str) -> Reply:
     """A Reply from aiosmtplib's (code, multi-line message), lines joined with spaces.
 

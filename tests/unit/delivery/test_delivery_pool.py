@@ -62,3 +62,21 @@ async def test_close_quits_idle_sessions_and_later_puts() -> None:
     await pool.close()
     assert late.quits == 1
     assert pool.idle("site") == 0
+
+
+async def test_each_session_idles_out_on_its_own_clock() -> None:
+    pool: SessionPool[Session] = SessionPool(idle_timeout=0.2)
+    old, reused, new = Session("old"), Session("reused"), Session("new")
+    pool.put("site", old)
+    pool.put("site", reused)
+    await asyncio.sleep(0.1)
+    assert pool.take("site") is reused  # the most recent first
+    pool.put("site", new)
+    pool.put("site", reused)  # back in the pool: its idle time starts again
+    await asyncio.sleep(0.15)  # old's 0.2 s are up, not the others'
+    assert (old.quits, new.quits, reused.quits) == (1, 0, 0)
+    assert pool.idle("site") == 2
+    await asyncio.sleep(0.15)
+    assert (new.quits, reused.quits) == (1, 1)
+    assert pool.take("site") is None
+    await pool.close()
