@@ -10,18 +10,7 @@ import aiohttp
 
 from tests.support.net import free_port, unused_loopback_address
 from tests.support.node import NodeProcess, node_settings
-
-SAMPLE_PAYLOAD = {  # ../shared/reference/sample_http_inject_payload.json
-    "envelope_sender": "test@example.com",
-    "content": {
-        "text_body": "This is the plain text part",
-        "html_body": "<p>This is the <b>HTML</b> part</p>",
-        "from": {"email": "test@example.com", "name": "Test"},
-        "subject": "This is the subject",
-        "reply_to": {"email": "test@example.com", "name": "Test"},
-    },
-    "recipients": [{"email": "someone@example.com"}],
-}
+from tests.support.payloads import SAMPLE_PAYLOAD
 
 
 def mount_secret(directory, user: str, password: str):

@@ -15,19 +15,8 @@ from typing import Any
 import aiohttp
 
 from tests.support.node import NodeProcess, node_settings
+from tests.support.payloads import SAMPLE_PAYLOAD
 from tests.support.scenario import relay_target
-
-SAMPLE_PAYLOAD: dict[str, Any] = {  # ../shared/reference/sample_http_inject_payload.json
-    "envelope_sender": "test@example.com",
-    "content": {
-        "text_body": "This is the plain text part",
-        "html_body": "<p>This is the <b>HTML</b> part</p>",
-        "from": {"email": "test@example.com", "name": "Test"},
-        "subject": "This is the subject",
-        "reply_to": {"email": "test@example.com", "name": "Test"},
-    },
-    "recipients": [{"email": "someone@example.com"}],
-}
 
 
 def payload() -> dict[str, Any]:

@@ -15,18 +15,8 @@ from mta.inject.errors import InjectError, RecipientError
 from mta.inject.generate import RequestPlan
 from mta.inject.schema import parse_request
 from mta.inject.templates import TemplateEngine
+from tests.support.payloads import SAMPLE_PAYLOAD
 
-SAMPLE_PAYLOAD: dict[str, Any] = {  # ../shared/reference/sample_http_inject_payload.json
-    "envelope_sender": "test@example.com",
-    "content": {
-        "text_body": "This is the plain text part",
-        "html_body": "<p>This is the <b>HTML</b> part</p>",
-        "from": {"email": "test@example.com", "name": "Test"},
-        "subject": "This is the subject",
-        "reply_to": {"email": "test@example.com", "name": "Test"},
-    },
-    "recipients": [{"email": "someone@example.com"}],
-}
 PIXEL = "R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 NON_ASCII_NAME = "résumé " * 20 + "日本語.pdf"
 

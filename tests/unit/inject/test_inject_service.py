@@ -19,19 +19,9 @@ from mta.inject.schema import parse_request
 from mta.inject.templates import TemplateEngine
 from mta.replies import TransientError
 from tests.support.node import InProcessNode, node_settings, wait_until
+from tests.support.payloads import SAMPLE_PAYLOAD
 from tests.support.scenario import relay_target
 
-SAMPLE_PAYLOAD: dict[str, Any] = {  # ../shared/reference/sample_http_inject_payload.json
-    "envelope_sender": "test@example.com",
-    "content": {
-        "text_body": "This is the plain text part",
-        "html_body": "<p>This is the <b>HTML</b> part</p>",
-        "from": {"email": "test@example.com", "name": "Test"},
-        "subject": "This is the subject",
-        "reply_to": {"email": "test@example.com", "name": "Test"},
-    },
-    "recipients": [{"email": "someone@example.com"}],
-}
 PEER = "127.0.0.1"
 
 
