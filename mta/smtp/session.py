@@ -117,11 +117,31 @@ class _Dispatch(dict[str, Any]):
         return self._runner(key, super().get(key))
 
 
+_DISPATCH_NAMES: dict[str, list[str]] = {}
+
+
+def _dispatch_names(cls: type[Any]) -> list[str]:
+    """The names aiosmtpd looks up on a session: its SMTP verbs and AUTH mechanisms."""
+    key = f"{cls.__module__}.{cls.__qualname__}"
+    names = _DISPATCH_NAMES.get(key)
+    if names is None:
+        names = [name for name in dir(cls) if name.startswith(("smtp_", "auth_"))]
+        _DISPATCH_NAMES[key] = names
+    return names
+
+
 class SmtpSession(SMTP):
     """aiosmtpd's SMTP protocol for one client connection, with our limits and replies."""
 
     command_size_limit = MAX_COMMAND_LINE - len(CRLF)  # aiosmtpd measures without CRLF
     line_length_limit = READER_LIMIT
+
+    def __dir__(self) -> list[str]:
+        # aiosmtpd's __init__ scans dir(self) twice per connection (inspect.getmembers for the
+        # AUTH mechanisms, then the smtp_* verbs), evaluating every property on the way: a fifth
+        # of the CPU of a one-message session. Listing just what those scans look for keeps
+        # their result and drops their cost.
+        return _dispatch_names(type(self))
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         match = _SIMPLE_PATH.match(arg)

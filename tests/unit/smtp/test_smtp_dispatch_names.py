@@ -1,0 +1,27 @@
+"""A session lists only its verbs and AUTH mechanisms in dir(); aiosmtpd still finds them all."""
+
+from aiosmtpd.smtp import SMTP
+
+from mta.smtp.session import SmtpSession, _dispatch_names
+
+
+def test_dispatch_names_cover_every_verb_and_mechanism() -> None:
+    names = _dispatch_names(SmtpSession)
+    full = [name for name in dir(SmtpSession) if name.startswith(("smtp_", "auth_"))]
+    assert names == full
+    for verb in (
+        "smtp_EHLO",
+        "smtp_HELO",
+        "smtp_MAIL",
+        "smtp_RCPT",
+        "smtp_DATA",
+        "smtp_QUIT",
+        "smtp_RSET",
+        "smtp_NOOP",
+        "smtp_STARTTLS",
+        "auth_PLAIN",
+        "auth_LOGIN",
+    ):
+        assert verb in names
+    # our DATA override is what aiosmtpd will dispatch to
+    assert SmtpSession.smtp_DATA is not SMTP.smtp_DATA
