@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mtabench import machine, profiling, report, scenarios
+from mtabench import figures, machine, profiling, report, scenarios
 from mtabench.ours import REPO, default_python
 from mtabench.plot import plot
 from mtabench.results import OURS, PEER, RunResult, ScenarioResult
@@ -30,12 +30,29 @@ def _parser() -> argparse.ArgumentParser:
         prog="benchmarks/run.py",
         description="Our MTA against a throwaway Postfix, A B A B, into smtp-sink.",
     )
-    keys = ", ".join(s.key for s in scenarios.SCENARIOS)
+    keys = ", ".join(
+        [s.key for s in scenarios.SCENARIOS] + [f"{k} (not by default)" for k in figures.KEYS]
+    )
     parser.add_argument("--pairs", type=int, default=3, help="A B pairs per scenario (3)")
     parser.add_argument("--quick", action="store_true", help="a tenth of the messages")
     parser.add_argument("--messages", type=int, help="messages per run, every scenario")
     parser.add_argument("--scenarios", nargs="+", metavar="KEY", help=f"subset of: {keys}")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "latest.json")
+    parser.add_argument(
+        "--figures-json",
+        type=Path,
+        default=RESULTS_DIR / "figures.json",
+        help="the latency and scale figures (when those scenarios run)",
+    )
+    parser.add_argument(
+        "--scale-messages", type=int, default=figures.SCALE_MESSAGES, help="scale: N queued"
+    )
+    parser.add_argument(
+        "--latency-rate", type=float, default=figures.LATENCY_RATE, help="latency: msg/s"
+    )
+    parser.add_argument(
+        "--latency-seconds", type=float, default=figures.LATENCY_SECONDS, help="latency: s"
+    )
     parser.add_argument("--plot", type=Path, default=RESULTS_DIR / "throughput.png")
     parser.add_argument("--markdown", type=Path, default=RESULTS_DIR / "latest.md")
     parser.add_argument(
@@ -66,8 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.replot is not None:
         return _replot(args.replot, args.plot)
+    wanted_figures = [key for key in args.scenarios or [] if key in figures.KEYS]
+    ab_keys = [key for key in args.scenarios or [] if key not in figures.KEYS]
     try:
-        chosen = scenarios.select(args.scenarios)
+        chosen = [] if wanted_figures and not ab_keys else scenarios.select(ab_keys)
         scenarios.select([args.profile_scenario])
     except ValueError as exc:
         print(f"run.py: {exc}", file=sys.stderr)
@@ -80,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workroot = Path(tempfile.mkdtemp(prefix="mta-bench-", dir=args.workdir))
     workroot.chmod(0o755)  # Postfix's daemons run as the postfix user and must reach their dirs
     try:
-        return asyncio.run(_main(args, chosen, workroot))
+        return asyncio.run(_main(args, chosen, workroot, wanted_figures))
     finally:
         if not args.keep:
             shutil.rmtree(workroot, ignore_errors=True)
@@ -101,13 +120,22 @@ def _have(tool: str) -> bool:
     return shutil.which(tool) is not None or Path("/usr/sbin", tool).exists()
 
 
-async def _main(args: argparse.Namespace, chosen: list[scenarios.Scenario], workroot: Path) -> int:
+async def _main(
+    args: argparse.Namespace,
+    chosen: list[scenarios.Scenario],
+    workroot: Path,
+    wanted_figures: list[str],
+) -> int:
     options = RunOptions(workroot, args.python, args.run_timeout, args.keep)
     info = machine.describe(workroot)
     started = time.monotonic()
     _say(f"machine: {machine.one_line(info)}")
     if info["workdir_filesystem"] in ("tmpfs", "ramfs"):
         _say("warning: the work directory is in memory; fsync costs nothing there")
+    if wanted_figures:
+        await _figures(args, options, info, wanted_figures)
+        if not chosen:
+            return 0
     results: list[ScenarioResult] = []
     profile_md: str | None = None
     for scenario in [] if args.profile_only else chosen:
@@ -143,6 +171,33 @@ async def _scenario(
             result.runs.append(run)
             _say(_progress(scenario, run, args.pairs))
     return result
+
+
+async def _figures(
+    args: argparse.Namespace, options: RunOptions, info: dict[str, Any], keys: list[str]
+) -> None:
+    """The reported-figure scenarios (no Postfix run, no ratio): printed and written as JSON."""
+    document: dict[str, Any] = {
+        "command": shlex.join(["benchmarks/run.py", *sys.argv[1:]]),
+        "machine": info,
+        "figures": [],
+    }
+    for key in keys:
+        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        _say(f"{key}: started {started}")
+        if key == "latency":
+            result = await figures.run_latency(
+                options, args.latency_rate, args.latency_seconds, figures.LATENCY_CONNECTIONS
+            )
+        else:
+            result = await figures.run_scale(options, args.scale_messages)
+        result["started"] = started
+        document["figures"].append(result)
+        print(json.dumps(result, indent=1), flush=True)
+    document["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    args.figures_json.parent.mkdir(parents=True, exist_ok=True)
+    args.figures_json.write_text(json.dumps(document, indent=1) + "\n")
+    _say(f"figures JSON: {args.figures_json}")
 
 
 def _progress(scenario: scenarios.Scenario, run: RunResult, pairs: int) -> str:

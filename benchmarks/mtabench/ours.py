@@ -76,8 +76,9 @@ class OurNode:
 
     name = "ours"
 
-    def __init__(self, workdir: Path, sink: str, python: Path) -> None:
+    def __init__(self, workdir: Path, sink: str, python: Path, extra_config: str = "") -> None:
         self.workdir = workdir
+        self._extra_config = extra_config
         self.smtp_port = free_port()
         self.http_port = free_port()
         self._sink = sink
@@ -93,9 +94,15 @@ class OurNode:
     def http_url(self) -> str:
         return f"http://{LOOPBACK}:{self.http_port}"
 
-    async def start(self) -> None:
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def start(self, wait: bool = True) -> None:
+        """Start `mta serve`; with `wait`, return once it answers 220 on its SMTP port."""
         config = self.workdir / "mta.toml"
-        config.write_text(node_config(self.workdir, self.smtp_port, self.http_port, self._sink))
+        text = node_config(self.workdir, self.smtp_port, self.http_port, self._sink)
+        config.write_text(text + self._extra_config)
         with (self.workdir / "node.out").open("ab") as out:
             self._process = await asyncio.create_subprocess_exec(
                 str(self._python),
@@ -110,6 +117,8 @@ class OurNode:
                 cwd=REPO,
                 start_new_session=True,
             )
+        if not wait:
+            return
         try:
             await wait_smtp_banner(LOOPBACK, self.smtp_port, START_TIMEOUT)
         except TimeoutError as exc:
@@ -132,17 +141,20 @@ class OurNode:
             return f"{response.status} {text[:80]}"
         return None
 
-    async def stop(self) -> None:
+    async def stop(self, limit_seconds: float = STOP_TIMEOUT) -> bool:
+        """SIGTERM, then SIGKILL after `limit_seconds`; False if it had to be killed."""
         process = self._process
         if process is None or process.returncode is not None:
-            return
+            return True
         process.send_signal(signal.SIGTERM)
         try:
-            async with asyncio.timeout(STOP_TIMEOUT):
+            async with asyncio.timeout(limit_seconds):
                 await process.wait()
         except TimeoutError:
             process.kill()
             await process.wait()
+            return False
+        return True
 
     def log_tail(self, lines: int = 15) -> str:
         path = self.workdir / "node.out"
