@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mta.config import DeliveryConfig
-from mta.delivery import DeliveryEngine, Job
+from mta.delivery import DeliveryEngine, Job, Site
 from mta.units import Duration
 from tests.support.smtp_sink import ScriptedSink
 
@@ -46,3 +46,13 @@ def job(
     *recipients: str, data: bytes = b"Subject: test\r\n\r\nHello\r\n", msg_id: str = "m1"
 ) -> Job:
     return Job(msg_id, "sender@origin.test", recipients, data)
+
+
+async def mx1_delivery(
+    mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory, **script: Any
+) -> tuple[ScriptedSink, DeliveryEngine, Site]:
+    """A scripted sink on mx1, an engine delivering to its port, and example.com's site."""
+    sink = await sink_factory(host=mx.mx1, port=mx.port, **script)
+    engine = make_engine(mx.port)
+    site = await engine.site_for(mx.domain, None)
+    return sink, engine, site

@@ -11,15 +11,16 @@ from tests.integration.delivery.delivery_support import (
     MxLayout,
     SinkFactory,
     job,
+    mx1_delivery,
 )
 
 
 async def test_cancelled_delivery_drops_its_session(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port, stall="RCPT", stall_seconds=5)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(
+        mx, sink_factory, make_engine, stall="RCPT", stall_seconds=5
+    )
 
     task = asyncio.create_task(engine.deliver(site, job("a@example.com")))
     for _ in range(500):  # until the session is stalled at RCPT
@@ -40,9 +41,7 @@ async def test_cancelled_delivery_drops_its_session(
 async def test_large_message_arrives_intact(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(mx, sink_factory, make_engine)
     line = b"." + b"x" * 76 + b"\r\n"  # every line needs stuffing
     data = b"Subject: big\r\n\r\n" + line * 60_000  # about 4.7 MB
 
@@ -55,9 +54,7 @@ async def test_large_message_arrives_intact(
 async def test_message_over_the_advertised_size_is_not_sent(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port, data_size_limit=1000)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(mx, sink_factory, make_engine, data_size_limit=1000)
 
     outcomes = await engine.deliver(site, job("a@example.com", data=b"x" * 2000 + b"\r\n"))
 

@@ -17,6 +17,7 @@ from tests.integration.delivery.delivery_support import (
     SinkFactory,
     delivery_config,
     job,
+    mx1_delivery,
 )
 from tests.support.smtp_sink import ScriptedSink
 
@@ -46,9 +47,7 @@ def transaction_writes(writes: list[bytes]) -> list[bytes]:
 async def test_envelope_and_data_go_in_one_write(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory, writes: list[bytes]
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(mx, sink_factory, make_engine)
 
     outcomes = await engine.deliver(site, job("a@example.com", "b@example.com", data=BODY))
 
@@ -72,9 +71,7 @@ async def test_envelope_and_data_go_in_one_write(
 async def test_reused_session_pipelines_every_transaction(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory, writes: list[bytes]
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(mx, sink_factory, make_engine)
 
     for n in range(3):
         outcomes = await engine.deliver(site, job("a@example.com", msg_id=f"m{n}"))
@@ -89,16 +86,15 @@ async def test_reused_session_pipelines_every_transaction(
 async def test_refused_recipient_among_accepted_ones(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory, writes: list[bytes]
 ) -> None:
-    sink = await sink_factory(
-        host=mx.mx1,
-        port=mx.port,
+    sink, engine, site = await mx1_delivery(
+        mx,
+        sink_factory,
+        make_engine,
         rcpt_replies={
             "gone@example.com": "550 5.1.1 no such user",
             "full@example.com": "452 4.2.2 mailbox full",
         },
     )
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
 
     outcomes = await engine.deliver(
         site, job("a@example.com", "gone@example.com", "full@example.com", "b@example.com")
@@ -120,16 +116,15 @@ async def test_refused_recipient_among_accepted_ones(
 async def test_every_recipient_refused_sends_no_message(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory, writes: list[bytes]
 ) -> None:
-    sink = await sink_factory(
-        host=mx.mx1,
-        port=mx.port,
+    sink, engine, site = await mx1_delivery(
+        mx,
+        sink_factory,
+        make_engine,
         rcpt_replies={
             "gone@example.com": "550 5.1.1 no such user",
             "full@example.com": "450 4.2.2 mailbox full",
         },
     )
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
 
     outcomes = await engine.deliver(site, job("gone@example.com", "full@example.com", data=BODY))
 
@@ -155,9 +150,9 @@ async def test_every_recipient_refused_sends_no_message(
 async def test_mail_refused_answers_everyone_and_keeps_the_session(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory, writes: list[bytes]
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port, mail_replies=["550 5.7.1 sender blocked"])
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(
+        mx, sink_factory, make_engine, mail_replies=["550 5.7.1 sender blocked"]
+    )
 
     outcomes = await engine.deliver(site, job("a@example.com", "b@example.com", data=BODY))
 
@@ -178,16 +173,15 @@ async def test_mail_refused_answers_everyone_and_keeps_the_session(
 async def test_421_in_the_middle_answers_everyone_waiting(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(
-        host=mx.mx1,
-        port=mx.port,
+    sink, engine, site = await mx1_delivery(
+        mx,
+        sink_factory,
+        make_engine,
         rcpt_replies={
             "gone@example.com": "550 5.1.1 no such user",
             "b@example.com": "421 4.3.2 shutting down",
         },
     )
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
 
     outcomes = await engine.deliver(
         site, job("gone@example.com", "a@example.com", "b@example.com", "c@example.com")
@@ -210,9 +204,7 @@ async def test_421_in_the_middle_answers_everyone_waiting(
 async def test_connection_dropped_after_rcpt(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port, drop_after="RCPT")
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(mx, sink_factory, make_engine, drop_after="RCPT")
 
     outcomes = await engine.deliver(site, job("a@example.com", "b@example.com"))
 
@@ -243,14 +235,13 @@ async def test_stalled_group_times_out_per_reply(
 async def test_lock_step_when_pipelining_is_not_offered(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory, writes: list[bytes]
 ) -> None:
-    sink = await sink_factory(
-        host=mx.mx1,
-        port=mx.port,
+    sink, engine, site = await mx1_delivery(
+        mx,
+        sink_factory,
+        make_engine,
         ehlo_extensions_hide={"PIPELINING"},
         rcpt_replies={"gone@example.com": "550 5.1.1 no such user"},
     )
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
 
     outcomes = await engine.deliver(
         site, job("a@example.com", "gone@example.com", "b@example.com", data=BODY)

@@ -10,6 +10,7 @@ from tests.integration.delivery.delivery_support import (
     MxLayout,
     SinkFactory,
     job,
+    mx1_delivery,
 )
 from tests.support.smtp_sink import ScriptedSink
 
@@ -17,9 +18,7 @@ from tests.support.smtp_sink import ScriptedSink
 async def test_two_jobs_share_one_connection(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(mx, sink_factory, make_engine)
 
     first = await engine.deliver(site, job("a@example.com", msg_id="m1"))
     assert engine.idle_connections(site.name) == 1
@@ -49,9 +48,9 @@ async def test_max_deliveries_per_connection(
 async def test_concurrent_deliveries_use_separate_sessions(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port, stall="DATA", stall_seconds=0.3)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(
+        mx, sink_factory, make_engine, stall="DATA", stall_seconds=0.3
+    )
 
     results = await asyncio.gather(
         *(engine.deliver(site, job(f"r{n}@example.com", msg_id=f"m{n}")) for n in range(3))
@@ -68,11 +67,9 @@ async def test_concurrent_deliveries_use_separate_sessions(
 async def test_server_421_ends_reuse(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(
-        host=mx.mx1, port=mx.port, data_replies=["421 4.7.0 too many messages, bye"]
+    sink, engine, site = await mx1_delivery(
+        mx, sink_factory, make_engine, data_replies=["421 4.7.0 too many messages, bye"]
     )
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
 
     outcome = (await engine.deliver(site, job("a@example.com")))["a@example.com"]
     assert (outcome.kind, outcome.reply.code) == ("transient", 421)
@@ -101,9 +98,7 @@ async def test_idle_sessions_are_closed_after_idle_timeout(
 async def test_close_quits_pooled_sessions(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(mx, sink_factory, make_engine)
     await engine.deliver(site, job("a@example.com"))
 
     await engine.close()
@@ -132,9 +127,7 @@ async def test_pooled_session_closed_by_the_server_is_replaced(
 async def test_pooled_session_refused_at_mail_is_retried_on_a_new_connection(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(mx, sink_factory, make_engine)
     await engine.deliver(site, job("a@example.com"))
 
     sink.mail_replies = ["421 4.4.2 idle too long, closing"]

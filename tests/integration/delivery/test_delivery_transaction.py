@@ -8,22 +8,22 @@ from tests.integration.delivery.delivery_support import (
     MxLayout,
     SinkFactory,
     job,
+    mx1_delivery,
 )
 
 
 async def test_each_recipient_gets_its_own_outcome(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(
-        host=mx.mx1,
-        port=mx.port,
+    sink, engine, site = await mx1_delivery(
+        mx,
+        sink_factory,
+        make_engine,
         rcpt_replies={
             "gone@example.com": "550 5.1.1 no such user",
             "full@example.com": "450 4.2.2 mailbox full",
         },
     )
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
 
     outcomes = await engine.deliver(
         site, job("ok@example.com", "gone@example.com", "full@example.com")
@@ -44,14 +44,13 @@ async def test_each_recipient_gets_its_own_outcome(
 async def test_data_451_makes_every_accepted_recipient_transient(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(
-        host=mx.mx1,
-        port=mx.port,
+    sink, engine, site = await mx1_delivery(
+        mx,
+        sink_factory,
+        make_engine,
         data_reply="451 4.3.0 try again later",
         rcpt_replies={"gone@example.com": "550 5.1.1 no such user"},
     )
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
 
     outcomes = await engine.deliver(site, job("a@example.com", "b@example.com", "gone@example.com"))
 
@@ -66,9 +65,9 @@ async def test_data_451_makes_every_accepted_recipient_transient(
 async def test_mail_rejection_answers_every_recipient(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port, mail_reply="550 5.7.1 sender blocked")
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(
+        mx, sink_factory, make_engine, mail_reply="550 5.7.1 sender blocked"
+    )
 
     outcomes = await engine.deliver(site, job("a@example.com", "b@example.com"))
 
@@ -80,11 +79,9 @@ async def test_mail_rejection_answers_every_recipient(
 async def test_no_data_when_every_recipient_is_refused(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(
-        host=mx.mx1, port=mx.port, rcpt_replies={"a@example.com": "550 5.1.1 no"}
+    sink, engine, site = await mx1_delivery(
+        mx, sink_factory, make_engine, rcpt_replies={"a@example.com": "550 5.1.1 no"}
     )
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
 
     outcomes = await engine.deliver(site, job("a@example.com"))
     assert outcomes["a@example.com"].kind == "permanent"
@@ -106,14 +103,13 @@ async def test_no_data_when_every_recipient_is_refused(
 async def test_connection_dropped_in_data_is_transient_for_all(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(
-        host=mx.mx1,
-        port=mx.port,
+    sink, engine, site = await mx1_delivery(
+        mx,
+        sink_factory,
+        make_engine,
         drop_after="DATA",
         rcpt_replies={"gone@example.com": "550 5.1.1 no such user"},
     )
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
 
     outcomes = await engine.deliver(site, job("a@example.com", "b@example.com", "gone@example.com"))
 
@@ -177,9 +173,7 @@ async def test_final_dot_reply_has_its_own_timeout(
 async def test_dot_stuffing_round_trip(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(mx, sink_factory, make_engine)
     data = b".starts with a dot\r\n\r\nbody\r\n.hidden\r\n.\r\n..two\r\nend.\r\n"
 
     outcomes = await engine.deliver(site, job("a@example.com", data=data))
@@ -191,9 +185,7 @@ async def test_dot_stuffing_round_trip(
 async def test_mail_parameters_follow_extensions(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port)
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(mx, sink_factory, make_engine)
     data = "Subject: café\r\n\r\nhé\r\n".encode()
 
     outcomes = await engine.deliver(site, Job("m1", "", ("ü@example.com",), data))
@@ -207,11 +199,9 @@ async def test_mail_parameters_follow_extensions(
 async def test_no_parameters_that_the_server_does_not_advertise(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(
-        host=mx.mx1, port=mx.port, ehlo_extensions_hide={"SIZE", "8BITMIME", "SMTPUTF8"}
+    sink, engine, site = await mx1_delivery(
+        mx, sink_factory, make_engine, ehlo_extensions_hide={"SIZE", "8BITMIME", "SMTPUTF8"}
     )
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
 
     outcomes = await engine.deliver(
         site, Job("m1", "s@origin.test", ("a@example.com", "ü@example.com"), "é\r\n".encode())
@@ -228,9 +218,9 @@ async def test_no_parameters_that_the_server_does_not_advertise(
 async def test_helo_fallback_when_ehlo_is_refused(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
-    sink = await sink_factory(host=mx.mx1, port=mx.port, ehlo_reply="502 5.5.1 no EHLO here")
-    engine = make_engine(mx.port)
-    site = await engine.site_for("example.com", None)
+    sink, engine, site = await mx1_delivery(
+        mx, sink_factory, make_engine, ehlo_reply="502 5.5.1 no EHLO here"
+    )
 
     outcomes = await engine.deliver(site, job("a@example.com"))
 
