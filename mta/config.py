@@ -16,9 +16,11 @@ import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from mta.units import Duration, parse_duration, parse_hostport, parse_size
+from shaping.spec import parse_throttle_spec
 
 ENV_PREFIX = "MTA_"
 DEFAULT_SMTP_LISTEN = ("0.0.0.0:2525",)
@@ -61,6 +63,7 @@ class SmtpConfig:
     bare_line_endings: Literal["reject", "normalize"] = "reject"
     smtputf8: bool = True
     max_errors: int = 10
+    auth_rate: str | None = None  # messages per authenticated user ("100/m"); 451 4.7.1 over it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +115,45 @@ class HttpConfig:
     admin_users: tuple[str, ...] = ()
     max_body_bytes: int = 2 * 1024 * 1024
     deferred_generation_workers: int = 2
+    inject_rate: str | None = None  # messages per credential ("1000/m"); 429 over it
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapingConfig:
+    """Shaping files, merged in order over the built-in one (`include_default`)."""
+
+    files: tuple[Path, ...] = ()
+    include_default: bool = True
+    reload_interval: Duration = Duration(10.0)  # changed files are re-read this often
+
+
+@dataclasses.dataclass(frozen=True)
+class RedisConfig:
+    """Shared throttles and connection leases; none configured = in process memory."""
+
+    url: str | None = None  # redis://host:port/db or rediss:// (TLS)
+    cluster: bool = False
+    username: str | None = None
+    password: str | None = None  # prefer password_file (a mounted Secret)
+    password_file: Path | None = None
+    tls_ca_file: Path | None = None
+    timeout: Duration = Duration(0.5)
+    local_share: float = 0.5  # share of a cluster-wide limit enforced while Redis is away
+    probe_interval: Duration = Duration(5.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TsaConfig:
+    """Traffic-shaping automation daemons; none configured = automation runs on the node."""
+
+    publish: tuple[str, ...] = ()  # base URL of every TSA replica (each gets every record)
+    subscribe: str | None = None  # base URL of one TSA (a ClusterIP Service)
+    token_file: Path | None = None  # bearer token sent to the TSA
+    poll_interval: Duration = Duration(10.0)  # how often the shaping overrides are fetched
+    outbox_path: Path | None = None  # durable publish backlog; default <spool>/tsa-outbox
+    outbox_max_records: int = 100_000  # per TSA URL; the oldest are dropped (and counted)
+    batch_size: int = 500
+    batch_delay: Duration = Duration(0.2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +173,9 @@ class Config:
     queue: QueueConfig = dataclasses.field(default_factory=QueueConfig)
     routes: tuple[RouteConfig, ...] = ()
     log: LogConfig = dataclasses.field(default_factory=LogConfig)
+    shaping: ShapingConfig = dataclasses.field(default_factory=ShapingConfig)
+    redis: RedisConfig = dataclasses.field(default_factory=RedisConfig)
+    tsa: TsaConfig = dataclasses.field(default_factory=TsaConfig)
 
 
 def load_config(
@@ -208,6 +253,8 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
     origin = get_origin(hint)
     if origin is tuple:
         return _convert_tuple(get_args(hint)[0], value, path)
+    if origin in (dict, Mapping):
+        return _convert_table(get_args(hint)[1], value, path)
     if origin is Literal:
         if value not in get_args(hint):
             choices = ", ".join(repr(choice) for choice in get_args(hint))
@@ -227,6 +274,15 @@ def _convert_tuple(item_hint: Any, value: Any, path: str) -> tuple[Any, ...]:
     if not isinstance(value, list):
         raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
     return tuple(_convert(item_hint, item, _join(path, i)) for i, item in enumerate(value))
+
+
+def _convert_table(item_hint: Any, value: Any, path: str) -> Mapping[str, Any]:
+    """A table of named entries, such as `[dkim."example.com"]`: read-only."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a table, got {type(value).__name__}")
+    return MappingProxyType(
+        {str(key): _convert(item_hint, item, _join(path, str(key))) for key, item in value.items()}
+    )
 
 
 def _convert_scalar(hint: Any, value: Any, path: str) -> Any:
@@ -288,7 +344,37 @@ def _validate(config: Config) -> None:
                 lambda text: parse_hostport(text, default_port=25),
                 route.relay,
             )
+    for key, spec in (
+        ("smtp.auth_rate", config.smtp.auth_rate),
+        ("http.inject_rate", config.http.inject_rate),
+    ):
+        if spec is not None:
+            _guard(key, parse_throttle_spec, spec)
     _validate_ranges(config)
+    _validate_cluster(config)
+
+
+def _validate_cluster(config: Config) -> None:
+    if not 0 < config.redis.local_share <= 1:
+        raise ConfigError(f"redis.local_share: must be in (0, 1], got {config.redis.local_share}")
+    if config.redis.url is not None and not config.redis.url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError(
+            f"redis.url: expected redis://, rediss:// or unix://, got {config.redis.url!r}"
+        )
+    urls = [("tsa.publish", u) for u in config.tsa.publish]
+    if config.tsa.subscribe is not None:
+        urls.append(("tsa.subscribe", config.tsa.subscribe))
+    for key, url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{key}: expected an http:// or https:// URL, got {url!r}")
+    for key, value in (
+        ("tsa.outbox_max_records", config.tsa.outbox_max_records),
+        ("tsa.batch_size", config.tsa.batch_size),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{key}: must be greater than zero, got {value}")
 
 
 def _validate_ranges(config: Config) -> None:
