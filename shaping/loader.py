@@ -106,9 +106,19 @@ def read_file(path: str | Path) -> ShapingFile:
     name = str(path)
     try:
         with open(path, "rb") as handle:
-            document = tomllib.load(handle)
+            text = handle.read().decode()
     except OSError as error:
         raise ShapingError(name, None, None, f"cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ShapingError(name, None, None, f"not UTF-8: {error}") from None
+    return read_text(name, text)
+
+
+def read_text(name: str, text: str) -> ShapingFile:
+    """Parse and validate shaping TOML that did not come from a file (``name`` says where
+    it came from, e.g. a TSA's generated overrides); raises ShapingError."""
+    try:
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ShapingError(name, None, None, f"invalid TOML: {error}") from None
     return _FileReader(name).read(document)

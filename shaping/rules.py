@@ -27,7 +27,16 @@ from typing import Final
 
 from .automation import AutomationRule
 from .durations import format_duration
-from .loader import Block, Origin, ProviderBlock, Setting, Settings, ShapingError, read_file
+from .loader import (
+    Block,
+    Origin,
+    ProviderBlock,
+    Setting,
+    Settings,
+    ShapingError,
+    ShapingFile,
+    read_file,
+)
 from .merge import merge_files
 from .options import EgressPathConfig, build_config, map_key
 from .spec import ThrottleSpec
@@ -38,6 +47,7 @@ DEFAULT_SOURCE: Final = "unspecified"  # KumoMTA's name for the egress source wh
 DEFAULT_SHAPING_FILE: Final = Path(__file__).with_name("default_shaping.toml")
 BUILT_IN: Final = "built-in default"
 RuleAt = tuple[AutomationRule, Origin]
+Source = str | Path | ShapingFile  # a shaping file to read, or one parsed already
 
 
 def normalize_host(name: str) -> str:
@@ -100,7 +110,7 @@ def _toml_value(key: str, value: object) -> str:
 class Rules:
     """Merged shaping files: immutable, and cheap to resolve against (no I/O)."""
 
-    files: tuple[str, ...]
+    sources: tuple[Source, ...]
     default: Block | None
     sites: Mapping[str, Block]  # mx_rollup = true tables, by domain
     domains: Mapping[str, Block]  # mx_rollup = false tables, by domain
@@ -109,17 +119,26 @@ class Rules:
     site_bindings: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def load(cls, files: Sequence[str | Path]) -> Rules:
-        """Read and merge ``files`` in order (later files win); raises ShapingError."""
-        merged = merge_files([read_file(path) for path in files])
+    def load(cls, files: Sequence[Source]) -> Rules:
+        """Read and merge ``files`` in order (later files win); raises ShapingError.
+
+        An entry is a path, or a :class:`ShapingFile` already parsed (from text that is not
+        a file: the node's own settings, a TSA's overrides); only paths are re-read on reload.
+        """
+        merged = merge_files([f if isinstance(f, ShapingFile) else read_file(f) for f in files])
         return cls(
-            files=tuple(str(f) for f in files),
+            sources=tuple(files),
             default=merged.default,
             sites=MappingProxyType(merged.sites),
             domains=MappingProxyType(merged.domains),
             providers=MappingProxyType(merged.providers),
             warnings=tuple(merged.warnings),
         )
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Where each layer came from, in merge order."""
+        return tuple(f.path if isinstance(f, ShapingFile) else str(f) for f in self.sources)
 
     @property
     def rollup_domains(self) -> tuple[str, ...]:
@@ -243,7 +262,7 @@ class ShapingRules:
         self.last_error: ShapingError | None = None
 
     @classmethod
-    def load(cls, files: Sequence[str | Path]) -> ShapingRules:
+    def load(cls, files: Sequence[Source]) -> ShapingRules:
         """Load ``files`` (raises ShapingError: at startup there is nothing to keep)."""
         rules = Rules.load(files)
         _log_warnings(rules)
@@ -253,11 +272,11 @@ class ShapingRules:
     def rules(self) -> Rules:
         return self._rules
 
-    def reload(self, files: Sequence[str | Path] | None = None) -> ShapingError | None:
+    def reload(self, files: Sequence[Source] | None = None) -> ShapingError | None:
         """Load ``files`` (default: the current list) and switch to them; on error keep
         the current rules, log, and return the error."""
         try:
-            rules = Rules.load(self._rules.files if files is None else files)
+            rules = Rules.load(self._rules.sources if files is None else files)
         except ShapingError as error:
             self.last_error = error
             logger.error("shaping rules not reloaded, keeping the previous ones: %s", error)
