@@ -35,7 +35,9 @@ def test_shipped_default_file_loads_cleanly() -> None:
     assert gmail.providers == ("google",)
     assert gmail.config.provider_name == "google"
     assert gmail.config.additional_connection_limits == {"shaping-provider-google-ip-1-limit": 8}
-    assert gmail.config.max_message_rate == parse_throttle_spec("50/s")
+    assert gmail.config.max_deliveries_per_connection == 50
+    # No rate for destinations without a rule of their own (concurrency only, as Postfix).
+    assert rules.resolve("example.org").config.max_message_rate is None
 
 
 def test_later_files_merge_over_earlier_ones_with_provenance(write: WriteFile) -> None:

@@ -1,0 +1,1 @@
+"""The node's egress paths: shaping rules, throttles and leases, automation, and the TSA link."""
