@@ -64,6 +64,21 @@ class SmtpConfig:
     smtputf8: bool = True
     max_errors: int = 10
     auth_rate: str | None = None  # messages per authenticated user ("100/m"); 451 4.7.1 over it
+    ip_rate: str | None = None  # messages per client IP of unauthenticated clients; 451 4.7.1
+    tls_cert_file: Path | None = None  # PEM chain for STARTTLS / implicit TLS; reloaded on change
+    tls_key_file: Path | None = None
+    implicit_tls_listen: tuple[str, ...] = ()  # "0.0.0.0:465": TLS from the first byte
+    auth_users_file: Path | None = None  # SMTP AUTH users, same formats as [http] users_file
+    auth_users_dir: Path | None = None  # one file per user (a mounted Secret)
+    auth_max_failures: int = 5  # failed AUTH attempts per client IP before 421 4.7.0
+    auth_failure_window: Duration = Duration(600.0)  # the failure budget refills over this
+    auth_failure_delay: Duration = Duration(1.0)  # delay before the n-th failure reply: n times
+    max_data_in_flight_bytes: int = 256 * 1024 * 1024  # all sessions; new DATA: 452 4.3.1
+    proxy_protocol_listen: tuple[str, ...] = ()  # listeners that expect a PROXY v1/v2 header
+    proxy_networks: tuple[str, ...] = ()  # the only peers allowed to send one
+    proxy_protocol_timeout: Duration = Duration(10.0)
+    sender_policy_file: Path | None = None  # "user: addr@x, @domain" lines
+    sender_policy_default: Literal["allow", "deny"] = "allow"  # users without an entry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +171,47 @@ class TsaConfig:
     batch_delay: Duration = Duration(0.2)
 
 
+DkimAlgorithm = Literal["rsa-sha256", "ed25519-sha256"]  # RFC 6376 3.3, RFC 8463
+DkimCanonicalization = Literal[
+    "relaxed/relaxed", "relaxed/simple", "simple/relaxed", "simple/simple"
+]
+# What KumoMTA's and OpenDKIM's defaults sign (RFC 6376 5.4.1); absent ones are left out of h=.
+DKIM_DEFAULT_HEADERS = (
+    "From", "Reply-To", "Sender", "Subject", "Date", "Message-ID", "To", "Cc",
+    "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "In-Reply-To", "References",
+    "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class DkimKeyConfig:
+    """One more signature for a domain: `[[dkim."example.com".keys]]` (RSA + Ed25519, rotation)."""
+
+    selector: str = ""
+    key_file: Path | None = None
+    algorithm: DkimAlgorithm = "rsa-sha256"
+
+
+@dataclasses.dataclass(frozen=True)
+class DkimDomainConfig:
+    """`[dkim."example.com"]`: the table's own selector/key_file/algorithm is its first key;
+    `keys` adds more. `headers`, `over_sign`, `required` apply to every key of the domain."""
+
+    selector: str = ""
+    key_file: Path | None = None
+    algorithm: DkimAlgorithm = "rsa-sha256"
+    headers: tuple[str, ...] = DKIM_DEFAULT_HEADERS
+    over_sign: bool = False  # list each header once more than present: additions break it
+    required: bool = False  # signing failed: 451/503, the message is not taken unsigned
+    canonicalization: DkimCanonicalization = "relaxed/relaxed"
+    keys: tuple[DkimKeyConfig, ...] = ()
+
+    def signing_keys(self) -> tuple[DkimKeyConfig, ...]:
+        """Every key of the domain, the table's own first (if it names one)."""
+        own = (DkimKeyConfig(self.selector, self.key_file, self.algorithm),)
+        return (own if self.selector or self.key_file else ()) + self.keys
+
+
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
     path: Path | None = None
@@ -176,6 +232,7 @@ class Config:
     shaping: ShapingConfig = dataclasses.field(default_factory=ShapingConfig)
     redis: RedisConfig = dataclasses.field(default_factory=RedisConfig)
     tsa: TsaConfig = dataclasses.field(default_factory=TsaConfig)
+    dkim: Mapping[str, DkimDomainConfig] = dataclasses.field(default_factory=dict)
 
 
 def load_config(
@@ -344,14 +401,38 @@ def _validate(config: Config) -> None:
                 lambda text: parse_hostport(text, default_port=25),
                 route.relay,
             )
+    _validate_smtp_security(config.smtp)
     for key, spec in (
         ("smtp.auth_rate", config.smtp.auth_rate),
+        ("smtp.ip_rate", config.smtp.ip_rate),
         ("http.inject_rate", config.http.inject_rate),
     ):
         if spec is not None:
             _guard(key, parse_throttle_spec, spec)
     _validate_ranges(config)
     _validate_cluster(config)
+    _validate_dkim(config)
+
+
+def _validate_smtp_security(smtp: SmtpConfig) -> None:
+    for key in ("implicit_tls_listen", "proxy_protocol_listen"):
+        for i, listen in enumerate(getattr(smtp, key)):
+            _guard(f"smtp.{key}[{i}]", parse_hostport, listen)
+    for i, network in enumerate(smtp.proxy_networks):
+        _guard(f"smtp.proxy_networks[{i}]", ipaddress.ip_network, network)
+    if (smtp.tls_cert_file is None) != (smtp.tls_key_file is None):
+        raise ConfigError("smtp.tls_key_file: tls_cert_file and tls_key_file go together")
+    if smtp.implicit_tls_listen and smtp.tls_cert_file is None:
+        raise ConfigError("smtp.implicit_tls_listen: needs tls_cert_file and tls_key_file")
+    if smtp.proxy_protocol_listen and not smtp.proxy_networks:
+        raise ConfigError("smtp.proxy_networks: required when proxy_protocol_listen is set")
+    listens = [*smtp.listen, *smtp.implicit_tls_listen, *smtp.proxy_protocol_listen]
+    twice = sorted({listen for listen in listens if listens.count(listen) > 1})
+    if twice:
+        raise ConfigError(f"smtp: listener {twice[0]} appears twice across the listen lists")
+    for key in ("auth_max_failures", "max_data_in_flight_bytes", "auth_failure_window"):
+        if getattr(smtp, key) <= 0:
+            raise ConfigError(f"smtp.{key}: must be greater than zero, got {getattr(smtp, key)}")
 
 
 def _validate_cluster(config: Config) -> None:
@@ -401,3 +482,21 @@ def _validate_ranges(config: Config) -> None:
         raise ConfigError("queue.max_retry_interval: must not be shorter than retry_interval")
     if not 0 <= config.queue.jitter < 1:
         raise ConfigError(f"queue.jitter: must be in [0, 1), got {config.queue.jitter}")
+
+
+def _validate_dkim(config: Config) -> None:
+    for domain, table in config.dkim.items():
+        path = f'dkim."{domain}"'
+        if not table.signing_keys():
+            raise ConfigError(f"{path}: needs selector and key_file, or [[{path}.keys]]")
+        if not any(name.lower() == "from" for name in table.headers):
+            raise ConfigError(f"{path}.headers: must include From (RFC 6376 5.4)")
+        own = [(path, table.signing_keys()[0])] if table.selector or table.key_file else []
+        listed = [(f"{path}.keys[{i}]", key) for i, key in enumerate(table.keys)]
+        seen: set[str] = set()
+        for where, key in own + listed:
+            if not key.selector or key.key_file is None:
+                raise ConfigError(f"{where}: selector and key_file are both required")
+            if key.selector in seen:
+                raise ConfigError(f"{where}.selector: {key.selector!r} is listed twice")
+            seen.add(key.selector)
