@@ -1,9 +1,10 @@
 """`POST /api/inject/v1`: KumoMTA's inject API, a thin handler over the inject service.
 
 The service builds and stores the messages; this layer refuses early (503 while the node is
-starting, draining or out of storage), reads the JSON body (415/413/400) and maps the
-service's errors: `InjectError` to its status (400/422) with its message, a `TransientError`
-(the spool refused) to 503 with the reason. Every answer but 200 is plain text, as KumoMTA's.
+starting, draining or out of storage), reads the JSON body (415/413/400), applies
+`[http] inject_rate` (429, see `mta.http.inject_rate`) and maps the service's errors:
+`InjectError` to its status (400/422) with its message, a `TransientError` (the spool
+refused) to 503 with the reason. Every answer but 200 is plain text, as KumoMTA's.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
+from mta.http.auth import IDENTITY
 from mta.http.body import read_json
 from mta.http.errors import HttpError
 from mta.http.health import HealthLike
+from mta.http.inject_rate import InjectRateLimiter, recipient_count
 from mta.inject.errors import InjectError
 from mta.replies import TransientError
 
@@ -61,9 +64,15 @@ class InFlight:
 
 
 def inject_routes(
-    service: InjectServiceLike, health: HealthLike, in_flight: InFlight, *, max_body_bytes: int
+    service: InjectServiceLike,
+    health: HealthLike,
+    in_flight: InFlight,
+    *,
+    max_body_bytes: int,
+    limiter: InjectRateLimiter | None = None,
 ) -> list[web.RouteDef]:
-    """The inject route over `service`, gated by `health`, counted in `in_flight`."""
+    """The inject route over `service`, gated by `health` and `limiter` (None: unlimited),
+    counted in `in_flight`."""
 
     async def inject(request: web.Request) -> web.Response:
         reason = health.unavailable_reason()
@@ -71,6 +80,8 @@ def inject_routes(
             raise HttpError(UNAVAILABLE, reason)
         with in_flight.track():
             body = await read_json(request, max_body_bytes)
+            if limiter is not None:
+                await limiter.admit(request[IDENTITY], recipient_count(body))
             result = await _call(service, body, request.remote or "")
         return web.Response(body=orjson.dumps(result), content_type="application/json")
 

@@ -123,6 +123,22 @@ _INJECT_REQUEST = {
         },
     },
 }
+_RATE_LIMITED = {
+    **_text(
+        "Over `[http] inject_rate` (nothing was stored). Every recipient counts as one message"
+        " against the caller's budget, kept per node in memory and keyed by the identity:"
+        " the Basic user name, the bearer token's name (`bearer` when unnamed), or"
+        " `trusted:<client IP>` for a trusted-network request without credentials. Retry"
+        " after `Retry-After` seconds. A request with more recipients than the limit's burst"
+        " can never pass: it gets 429 without `Retry-After` and should be split."
+    ),
+    "headers": {
+        "Retry-After": {
+            "description": "Whole seconds until the same request fits the budget",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
 _INJECT_RESPONSE = {
     "type": "object",
     "required": ["success_count", "fail_count", "failed_recipients", "errors"],
@@ -160,6 +176,7 @@ def _inject_operation() -> dict[str, Any]:
             "413": _text("Body (after gzip/deflate decoding) larger than max_body_bytes"),
             "415": _text("Content-Type is not JSON, or an unsupported Content-Encoding"),
             "422": _text("Template or content syntax error"),
+            "429": copy.deepcopy(_RATE_LIMITED),
             "503": _text("Not taking mail: shutting down, waiting for spool startup, storage"),
         },
     }

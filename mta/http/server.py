@@ -2,7 +2,7 @@
 
 Endpoints (KumoMTA's where KumoMTA has them):
 
-- `POST /api/inject/v1` (any valid credential or a trusted network)
+- `POST /api/inject/v1` (any valid credential or a trusted network; `[http] inject_rate`)
 - `GET /api/check-liveness/v1`, `GET /livez`, `GET /readyz` (no authentication)
 - `GET /metrics`, `/api/admin/*` (a trusted network or a user in `admin_users`)
 - `GET /api-docs/openapi.json` (any valid credential or a trusted network)
@@ -22,6 +22,7 @@ from mta.http.auth import Access, Authenticator, auth_middleware
 from mta.http.credentials import RELOAD_CHECK_SECONDS, CredentialStore
 from mta.http.errors import error_middleware
 from mta.http.health import HealthLike, health_routes
+from mta.http.inject_rate import InjectRateLimiter
 from mta.http.inject_route import InFlight, InjectServiceLike, inject_routes
 from mta.http.openapi import OPENAPI_PATH, openapi_document
 from mta.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -72,7 +73,13 @@ class HttpServer:
         self.app.add_routes(health_routes(health))
         self._in_flight = InFlight()
         self.app.add_routes(
-            inject_routes(inject, health, self._in_flight, max_body_bytes=config.max_body_bytes)
+            inject_routes(
+                inject,
+                health,
+                self._in_flight,
+                max_body_bytes=config.max_body_bytes,
+                limiter=InjectRateLimiter.from_config(config),
+            )
         )
         self.app.add_routes(
             [
