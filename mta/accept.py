@@ -6,12 +6,14 @@ SMTP and HTTP both end here. Nothing is acknowledged to a client before `accept`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable
 
+from mta.dkim import DkimSigner
 from mta.inbound import Inbound
 from mta.logs import PeerAddress, RecordLog
 from mta.queue.manager import QueueManager
@@ -38,8 +40,10 @@ class Acceptor:
         records: RecordLog,
         default_domain: str,
         clock: Callable[[], float] = time.time,
+        signer: DkimSigner | None = None,
     ) -> None:
         self._spool = spool
+        self._signer = signer
         self._queue = queue
         self._records = records
         self._default_domain = default_domain
@@ -62,6 +66,9 @@ class Acceptor:
         `msg_id` lets a caller that must be idempotent across restarts choose the id.
         """
         msg_id = msg_id or new_message_id()
+        if self._signer is not None:  # sign once, here: retries and restarts never re-sign
+            signed = await self._signer.sign(inbound.data, inbound.sender)
+            inbound = dataclasses.replace(inbound, data=signed)
         tenant, campaign = self._tenant_campaign(inbound)
         meta = new_meta(
             sender=inbound.sender,

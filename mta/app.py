@@ -10,6 +10,7 @@ from typing import TextIO
 from mta.accept import Acceptor
 from mta.config import Config
 from mta.delivery import DeliveryEngine, MxResolver
+from mta.dkim import build_signer
 from mta.http import HttpServer, NodeHealth
 from mta.http.admin_routes import ADMIN_OPENAPI_PATHS, add_admin_routes
 from mta.inbound import Inbound
@@ -89,11 +90,13 @@ class Node:
         self.queue = QueueManager(
             config, spool=self.spool, engine=self.engine, log=QueueEvents(self.records)
         )
+        self.signer = build_signer(config.dkim)  # keys loaded now: a bad one stops the start
         self.acceptor = Acceptor(
             spool=self.spool,
             queue=self.queue,
             records=self.records,
             default_domain=config.node.hostname,
+            signer=self.signer,
         )
         self.queue.set_dsn_submitter(self._submit_dsn)
         self.smtp = SmtpServer(
@@ -138,6 +141,8 @@ class Node:
         await self.queue.shutdown(drain)
         await self.engine.close()
         await self.spool.close()
+        if self.signer is not None:
+            self.signer.close()
         await self.api.server.stop()
         await self.records.close()
         logger.info("stopped")

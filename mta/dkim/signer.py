@@ -1,0 +1,130 @@
+"""The node's DKIM signer: picks the signing domain, signs with each of its keys, off the loop.
+
+Signing happens once, at acceptance (the accept path calls `DkimSigner.sign` before the spool
+write), so retries never re-sign and restarts never double-sign. The work runs in a small
+thread pool: OpenSSL releases the GIL for the RSA operation, and the event loop never waits
+for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.utils import getaddresses
+
+from mta.config import DkimDomainConfig
+from mta.dkim.keys import KeyFile
+from mta.dkim.sign import ParsedMessage, SignParams, signature_header
+from mta.replies import Reply, TransientError
+
+logger = logging.getLogger(__name__)
+
+S451_DKIM_FAILED = Reply(451, "4.3.0", "DKIM signing failed, try again later")
+MAX_WORKERS = 4  # more threads than cores only queue behind the GIL
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSigner:
+    """Every key of one signing domain, and that domain's policy."""
+
+    keys: tuple[tuple[SignParams, KeyFile], ...]
+    required: bool
+
+    @classmethod
+    def from_config(cls, domain: str, table: DkimDomainConfig) -> DomainSigner:
+        """Load the domain's keys now; DkimKeyError (a ConfigError) names a bad file."""
+        keys = []
+        for key in table.signing_keys():
+            assert key.key_file is not None  # config validation
+            params = SignParams(
+                domain, key.selector, table.headers, table.over_sign, table.canonicalization
+            )
+            keys.append((params, KeyFile(key.key_file, key.algorithm)))
+        return cls(tuple(keys), table.required)
+
+    def headers_for(self, message: ParsedMessage, timestamp: int) -> bytes:
+        """One DKIM-Signature per key; the newest key's signature comes first."""
+        return b"".join(
+            signature_header(message, params, key.current(), timestamp)
+            for params, key in reversed(self.keys)
+        )
+
+
+class DkimSigner:
+    """Signs accepted messages for the configured domains (`[dkim."<domain>"]`)."""
+
+    def __init__(
+        self,
+        domains: Mapping[str, DomainSigner],
+        *,
+        workers: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._domains = {domain.lower(): signer for domain, signer in domains.items()}
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers or min(MAX_WORKERS, os.cpu_count() or 1),
+            thread_name_prefix="dkim",
+        )
+
+    async def sign(self, data: bytes, sender: str) -> bytes:
+        """`data` with its DKIM-Signature fields prepended (or unchanged if no domain of ours).
+
+        Raises TransientError (451) when signing fails for a domain with `required = true`;
+        other failures are logged and the message goes on unsigned.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.sign_now, data, sender)
+
+    def sign_now(self, data: bytes, sender: str) -> bytes:
+        """What `sign` does, in the calling thread."""
+        try:
+            message = ParsedMessage(data)
+        except Exception as exc:  # dkimpy raises its own and builtin errors on bad input
+            return self._failed(self._by_address(sender), data, exc)
+        domain = self._signing_domain(message, sender)
+        if domain is None:
+            return data
+        try:
+            return self._domains[domain].headers_for(message, int(self._clock())) + data
+        except Exception as exc:  # required means never unsigned: refuse on any failure
+            return self._failed(domain, data, exc)
+
+    def close(self) -> None:
+        """Stop the worker threads (after the accept path has stopped)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _signing_domain(self, message: ParsedMessage, sender: str) -> str | None:
+        """The From header's domain if we sign for it, else the envelope sender's."""
+        from_value = message.first(b"from")
+        if from_value is not None:
+            for _name, address in getaddresses([from_value.decode("utf-8", "replace")]):
+                domain = self._by_address(address)
+                if domain is not None:
+                    return domain
+        return self._by_address(sender)
+
+    def _by_address(self, address: str) -> str | None:
+        domain = address.rpartition("@")[2].strip().rstrip(".").lower()
+        return domain if domain in self._domains else None
+
+    def _failed(self, domain: str | None, data: bytes, exc: Exception) -> bytes:
+        if domain is None:
+            return data
+        if self._domains[domain].required:
+            logger.error("DKIM signing for %s failed, message refused: %r", domain, exc)
+            raise TransientError(S451_DKIM_FAILED, f"DKIM signing for {domain} failed")
+        logger.warning("DKIM signing for %s failed, message sent unsigned: %r", domain, exc)
+        return data
+
+
+def build_signer(dkim: Mapping[str, DkimDomainConfig]) -> DkimSigner | None:
+    """The node's signer, keys loaded now (DkimKeyError names a bad file); None if no domain."""
+    if not dkim:
+        return None
+    return DkimSigner({domain: DomainSigner.from_config(domain, t) for domain, t in dkim.items()})
