@@ -16,7 +16,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from mta import cli_inject, cli_queue, cli_rules
+from mta import cli_dkim, cli_inject, cli_queue, cli_rules
 from mta.cli_common import CONNECTION_OPTIONS, Parser, add_connection_options, option
 from mta.config import Config, ConfigError, load_config
 from mta.units import parse_hostport
@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_queue.register(commands)
     cli_rules.register(commands)
     cli_inject.register(commands)
+    cli_dkim.register(commands)
     return parser
 
 
