@@ -2,7 +2,7 @@
 
 from .engine import DeliveryEngine
 from .mx import MxResolver
-from .types import Job, Outcome, OutcomeKind, PeerAddress, Site, SiteError
+from .types import Job, Outcome, OutcomeKind, PathThrottled, PeerAddress, Site, SiteError
 
 __all__ = [
     "DeliveryEngine",
@@ -10,6 +10,7 @@ __all__ = [
     "MxResolver",
     "Outcome",
     "OutcomeKind",
+    "PathThrottled",
     "PeerAddress",
     "Site",
     "SiteError",

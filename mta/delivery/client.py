@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -30,6 +30,7 @@ from aiosmtplib.protocol import SMTPProtocol
 
 from mta.config import DeliveryConfig
 from mta.replies import S552_MESSAGE_TOO_BIG, S553_BAD_ADDRESS, Reply
+from shaping.options import EgressPathConfig
 
 from . import replies as r
 from .pipeline import DATA, RSET, MalformedReply, mail_command, rcpt_command, take_reply
@@ -56,7 +57,7 @@ class Timeouts:
     data_dot: float
 
     @classmethod
-    def from_config(cls, config: DeliveryConfig) -> Timeouts:
+    def from_config(cls, config: DeliveryConfig | EgressPathConfig) -> Timeouts:
         return cls(
             config.connect_timeout,
             config.ehlo_timeout,
@@ -199,6 +200,8 @@ class SmtpSession:
         self._reader: _ReplyReader | None = None  # installed when pipelining is used
         self.tls_cipher: str | None = None
         self.tls_protocol_version: str | None = None
+        # Run once when the session ends (`quit`): releases its shaping leases.
+        self.on_close: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
     async def open(cls, peer: PeerAddress, settings: SessionSettings) -> SmtpSession:
@@ -526,6 +529,9 @@ class SmtpSession:
             pass
         finally:
             self.abort()
+            on_close, self.on_close = self.on_close, None
+            if on_close is not None:
+                await asyncio.shield(on_close())  # give back the connection's leases
 
 
 class _Replies:

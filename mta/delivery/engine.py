@@ -9,8 +9,13 @@ import random
 from collections.abc import Iterable
 
 from mta.config import DeliveryConfig, RouteConfig
+from mta.egress.rules import delivery_layer
 from mta.replies import S554_MAIL_LOOP
 from mta.units import parse_hostport
+from shaping.gate import Refusal, Shaper
+from shaping.leases import MemoryLeases
+from shaping.rules import ShapingRules
+from shaping.throttle import MemoryThrottle, ThrottleResult
 
 from .client import HostFailure, SessionSettings, SmtpSession, StaleSession, Timeouts
 from .local import OwnListeners, machine_addresses
@@ -22,10 +27,11 @@ from .mx import (
     relay_site_name,
     system_addresses,
 )
+from .paths import PathCache
 from .pool import SessionPool
 from .replies import S451_CONNECT_FAILED, S451_INTERNAL_ERROR, as_transient
 from .tls import TlsContexts
-from .types import Job, Outcome, PeerAddress, Site, SiteError
+from .types import Job, Outcome, PathThrottled, PeerAddress, Site, SiteError
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,8 @@ class DeliveryEngine:
         *,
         ehlo_name: str,
         own_addresses: Iterable[tuple[str, int]] = (),
+        rules: ShapingRules | None = None,
+        shaper: Shaper | None = None,
     ) -> None:
         self._config = config
         self._resolver = resolver
@@ -49,14 +57,18 @@ class DeliveryEngine:
         self._listeners = tuple(own_addresses)
         self._own: OwnListeners | None = None
         self._pool: SessionPool[SmtpSession] = SessionPool(config.idle_timeout)
-        self._timeouts = Timeouts.from_config(config)
         self._tls_contexts = TlsContexts()
         self._rng = random.Random()
+        self.rules = rules or ShapingRules.load([delivery_layer(config)])
+        self.shaper = shaper or Shaper(MemoryThrottle(), MemoryLeases())
+        self._paths = PathCache(self.rules)
 
     # -- sites -------------------------------------------------------------------------
 
     async def site_for(self, domain: str, route: RouteConfig | None) -> Site:
-        """The site for `domain` (a relay route skips the MX lookup); raises SiteError."""
+        """The site for `domain` (a relay route skips the MX lookup), with the shaping
+        settings of its egress path; raises SiteError."""
+        relay = route is not None and route.relay is not None
         if route is not None and route.relay is not None:
             host, port = parse_hostport(route.relay, default_port=self._config.smtp_port)
             site = Site(relay_site_name(host, port), ((host,),), port, self._config.enable_tls)
@@ -64,7 +76,7 @@ class DeliveryEngine:
             site = await self._resolver.resolve_site(
                 domain, port=self._config.smtp_port, tls=self._config.enable_tls
             )
-        return await self._without_self(site)
+        return await self._without_self(self._paths.shape(domain, site, relay=relay))
 
     async def _own_listeners(self) -> OwnListeners:
         if self._own is None:
@@ -103,9 +115,12 @@ class DeliveryEngine:
 
     async def deliver(self, site: Site, job: Job) -> dict[str, Outcome]:
         """Deliver `job` to `site`: an outcome for every recipient; never raises for a
-        delivery problem (cancellation excepted)."""
+        delivery problem (cancellation excepted). Raises PathThrottled when shaping allows
+        no new connection now: then nothing was attempted."""
         try:
             return await self._deliver(site, job)
+        except PathThrottled:
+            raise
         except Exception:  # a bug must not lose recipients: retry them later
             logger.exception("delivery of %s to %s failed unexpectedly", job.msg_id, site.name)
             return dict.fromkeys(job.recipients, Outcome(S451_INTERNAL_ERROR))
@@ -116,29 +131,63 @@ class DeliveryEngine:
         session = self._pool.take(site.name)
         if session is not None:
             try:
-                return self._finish(site, session, await session.transact(job))
+                return self._finish(site, session, await self._transact(session, job))
             except StaleSession:
                 logger.debug("pooled session to %s was dead; opening a new one", session.peer)
+                self._pool.retire(session)
         try:
-            session = await self._open(site)
+            session = await self._open_leased(site)
         except HostFailure as failure:
             return dict.fromkeys(job.recipients, failure.outcome)
-        return self._finish(site, session, await session.transact(job))
+        return self._finish(site, session, await self._transact(session, job))
+
+    async def _transact(self, session: SmtpSession, job: Job) -> dict[str, Outcome]:
+        try:
+            return await session.transact(job)
+        except StaleSession:
+            raise
+        except BaseException:
+            self._pool.retire(session)  # cancelled mid-transaction: close, give back leases
+            raise
+
+    async def admit(self, site: Site, messages: int = 1) -> ThrottleResult:
+        """Whether `messages` may be sent on the site's path now (its message rates)."""
+        return await self.shaper.check_message(site.name, site.path, messages)
 
     def _finish(
         self, site: Site, session: SmtpSession, outcomes: dict[str, Outcome]
     ) -> dict[str, Outcome]:
-        if session.transactions < self._config.max_deliveries_per_connection:
-            self._pool.put(site.name, session)
+        if session.transactions < site.path.max_deliveries_per_connection:
+            self._pool.put(site.name, session, site.path.idle_timeout)
         else:
             self._pool.retire(session)
         return outcomes
 
+    async def _open_leased(self, site: Site) -> SmtpSession:
+        """`_open` under the path's connection leases and connection rate; raises
+        PathThrottled when they refuse (nothing was attempted)."""
+        grant = await self.shaper.acquire_connection(site.name, site.path)
+        if isinstance(grant, Refusal):
+            raise PathThrottled(grant.reason, grant.retry_after)
+        await grant.__aenter__()
+        try:
+            session = await self._open(site)
+        except BaseException:
+            await grant.__aexit__(None, None, None)
+            raise
+        session.on_close = lambda: grant.__aexit__(None, None, None)
+        return session
+
     async def _open(self, site: Site) -> SmtpSession:
         """A session with the first host that works (raises HostFailure, always transient:
         a host refusing to talk is not the recipient's fault)."""
+        path = site.path
         settings = SessionSettings(
-            self._ehlo_name, site.port, site.tls, self._timeouts, self._tls_contexts
+            path.ehlo_domain or self._ehlo_name,
+            site.port,
+            site.tls,
+            Timeouts.from_config(path),
+            self._tls_contexts,
         )
         last = Outcome(S451_NO_HOSTS)
         for host in connection_order(site.hosts, self._rng):

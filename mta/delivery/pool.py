@@ -70,13 +70,15 @@ class SessionPool(Generic[S]):
             del self._idle[site]
         return found
 
-    def put(self, site: str, session: S) -> None:
-        """Keep `session` for reuse, or retire it if it cannot be reused."""
+    def put(self, site: str, session: S, idle_timeout: float | None = None) -> None:
+        """Keep `session` for reuse (for `idle_timeout` seconds, default the pool's: keep
+        it the same for a site, expiries must grow along its deque), or retire it if it
+        cannot be reused."""
         if self._closed or not session.reusable:
             self.retire(session)
             return
         loop = asyncio.get_running_loop()
-        expires = loop.time() + self._idle_timeout
+        expires = loop.time() + (self._idle_timeout if idle_timeout is None else idle_timeout)
         entry = self._idle.get(site)
         if entry is None:
             entry = self._idle[site] = _SiteIdle()

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mta.replies import Reply
+from shaping.options import EgressPathConfig
+
+DEFAULT_PATH = EgressPathConfig()
 
 OutcomeKind = Literal["delivered", "transient", "permanent"]
 
@@ -72,6 +75,17 @@ class Site:
     hosts: tuple[tuple[str, ...], ...]
     port: int
     tls: str
+    path: EgressPathConfig = DEFAULT_PATH  # the shaping settings of this egress path
+
+
+class PathThrottled(Exception):
+    """No connection or message is allowed on this path now (shaping): try again after
+    `retry_after` seconds. Not a delivery attempt: nothing was sent."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class SiteError(Exception):

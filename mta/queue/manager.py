@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from mta.config import Config, QueueConfig
-from mta.delivery import DeliveryEngine, Job, Outcome, Site, SiteError
+from mta.delivery import DeliveryEngine, Job, Outcome, PathThrottled, Site, SiteError
 from mta.dsn import FailedRecipient
 from mta.queue.events import OutcomeLog
 from mta.queue.meta import Leg, Meta, MetaError, check_meta, snapshot
@@ -32,12 +32,15 @@ from mta.queue.ready import ReadyQueue
 from mta.queue.retry import is_expired, retry_delay
 from mta.queue.routes import match_route
 from mta.queue.scheduler import Entry, Scheduler
-from mta.replies import S451_LOCAL_ERROR, S551_MESSAGE_EXPIRED
+from mta.replies import S451_LOCAL_ERROR, S551_MESSAGE_EXPIRED, Reply
 
 logger = logging.getLogger(__name__)
 
 PROMOTERS = 8  # concurrent site resolutions; DNS answers are cached, so few are needed
 READY_FULL_DELAY = 1.0  # seconds before retrying to bind an entry whose ready queue is full
+# Longest wait for a message rate inside a worker; longer waits go back to the scheduled queue.
+MAX_THROTTLE_WAIT = 2.0
+S451_PATH_THROTTLED = Reply(451, "4.4.5", "egress path throttled")
 
 
 class QueueManager:
@@ -182,19 +185,21 @@ class QueueManager:
             self._scheduler.schedule(key, self._clock() + READY_FULL_DELAY, leg["queue"])
 
     def _ready_queue(self, site: Site) -> ReadyQueue[Key]:
+        known = self._sites.get(site.name)
         self._sites[site.name] = site
         ready = self._ready.get(site.name)
         if ready is None:
-            delivery = self._config.delivery
             ready = ReadyQueue(
                 site.name,
-                max_ready=delivery.max_ready,
-                max_workers=delivery.connection_limit,
+                max_ready=site.path.max_ready,
+                max_workers=site.path.connection_limit,
                 attempt=lambda key: self._attempt(site.name, key),
             )
             self._ready[site.name] = ready
             if self._admin is not None and self._admin.ready_suspended(site.name):
                 ready.suspended = True
+        elif known is None or known.path is not site.path:
+            ready.configure(max_ready=site.path.max_ready, max_workers=site.path.connection_limit)
         return ready
 
     # -- attempts --------------------------------------------------------------------------
@@ -213,6 +218,10 @@ class QueueManager:
         msg_id, domain = key
         meta = self._messages[msg_id]
         site = self._sites[site_name]
+        rcpts = list(meta["legs"][domain]["rcpts"])
+        batch = site.path.max_recipients_per_batch
+        if not await self._admit(site, key, -(-len(rcpts) // batch)):
+            return
         try:
             data = self._spool.read(msg_id)
         except Exception:
@@ -221,12 +230,37 @@ class QueueManager:
             await self._settle(key, site, self._all_recipients(key, outcome))
             return
         outcomes: dict[str, Outcome] = {}
-        batch = self._config.delivery.max_recipients_per_batch
-        rcpts = list(meta["legs"][domain]["rcpts"])
         for start in range(0, len(rcpts), batch):
             job = Job(msg_id, meta["sender"], tuple(rcpts[start : start + batch]), data)
-            outcomes.update(await self._engine.deliver(site, job))
+            try:
+                outcomes.update(await self._engine.deliver(site, job))
+            except PathThrottled as throttled:
+                if not outcomes:  # nothing attempted: not an attempt, back in line later
+                    self._delay(key, throttled.retry_after)
+                    return
+                refused = Outcome(S451_PATH_THROTTLED.with_text(throttled.reason))
+                outcomes.update(dict.fromkeys(rcpts[start:], refused))
+                break
         await self._settle(key, site, outcomes)
+
+    async def _admit(self, site: Site, key: Key, messages: int) -> bool:
+        """Pass the path's message rates: wait here when the wait is short (a connection may
+        be held meanwhile), else put the leg back in its scheduled queue, unattempted."""
+        waited = 0.0
+        while True:
+            result = await self._engine.admit(site, messages)
+            if not result.throttled:
+                return True
+            if waited + result.retry_after > MAX_THROTTLE_WAIT:
+                self._delay(key, result.retry_after)
+                return False
+            await asyncio.sleep(result.retry_after)
+            waited += result.retry_after
+
+    def _delay(self, key: Key, seconds: float) -> None:
+        """Due again in `seconds`, without counting an attempt (shaping said not now)."""
+        leg = self._messages[key[0]]["legs"][key[1]]
+        self._scheduler.schedule(key, self._clock() + seconds, leg["queue"])
 
     def _all_recipients(self, key: Key, outcome: Outcome) -> dict[str, Outcome]:
         leg = self._messages[key[0]]["legs"][key[1]]

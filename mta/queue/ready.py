@@ -55,6 +55,14 @@ class ReadyQueue(Generic[K]):
         if not value:
             self._spawn()
 
+    def configure(self, *, max_ready: int, max_workers: int) -> None:
+        """New limits (the path's shaping changed); more workers start at once if allowed,
+        extra ones finish their attempt and exit."""
+        self._max_ready = max_ready
+        if max_workers != self._max_workers:
+            self._max_workers = max_workers
+            self._spawn()
+
     @property
     def busy(self) -> int:
         return self._attempting
@@ -85,6 +93,13 @@ class ReadyQueue(Generic[K]):
 
     async def _work(self) -> None:
         while self._items and not self.closing and not self.suspended:
+            if len(self._workers) > self._max_workers:
+                # The limit went down: this worker is one too many. Leave the set now, so
+                # the next worker to look counts without it.
+                task = asyncio.current_task()
+                if task is not None:
+                    self._workers.discard(task)
+                return
             self._attempting += 1
             try:
                 await self._attempt(self._items.popleft())

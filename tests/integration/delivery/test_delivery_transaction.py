@@ -165,6 +165,7 @@ async def test_final_dot_reply_has_its_own_timeout(
     assert outcome.kind == "delivered"  # waited 0.6 s after the dot, longer than data_timeout
 
     impatient = make_engine(mx.port, data_timeout=2.0, data_dot_timeout=0.2)
+    site = await impatient.site_for("example.com", None)  # timeouts come with the site's path
     outcome = (await impatient.deliver(site, job("a@example.com", msg_id="m2")))["a@example.com"]
     assert (outcome.kind, outcome.command) == ("transient", ".")
     assert len(sink.messages) == 1
