@@ -41,6 +41,7 @@ class DataReceiver:
         self._not_content = len(CRLF)  # leading octets of the stream that are that CRLF
         self._pieces: list[bytes] = []
         self._size = 0
+        self._stored = 0
         self._line_length = 0  # octets of the current, unfinished line so far
         self.error: Reply | None = None
         self.rest = b""  # what followed the end of data: pipelined commands, not content
@@ -65,6 +66,11 @@ class DataReceiver:
         return self._size
 
     @property
+    def stored(self) -> int:
+        """Octets of content held in memory (none once a limit was exceeded)."""
+        return self._stored
+
+    @property
     def content(self) -> bytes:
         return b"".join(self._pieces)
 
@@ -85,6 +91,7 @@ class DataReceiver:
             self._fail(S552_MESSAGE_TOO_BIG)
         else:
             self._pieces.append(text)
+            self._stored += len(text)
 
     def _line_too_long(self, text: bytes) -> bool:
         """Whether a line reaches past MAX_TEXT_LINE in `text`; tracks the unfinished line.
@@ -104,6 +111,7 @@ class DataReceiver:
         if self.error is None:  # the first problem is the one reported
             self.error = reply
             self._pieces.clear()
+            self._stored = 0
 
 
 def _partial_end_length(data: bytes) -> int:

@@ -21,12 +21,15 @@ from mta.replies import (
     S250_RECIPIENT_OK,
     S250_SENDER_OK,
     S451_LOCAL_ERROR,
+    S451_MESSAGE_RATE,
     S452_SPOOL_FULL,
     S550_BARE_LINE_ENDINGS,
+    S553_SENDER_NOT_ALLOWED,
     MtaError,
     Reply,
 )
 from mta.smtp import headers, validate
+from mta.smtp.security import Security, command_argument, session_user
 from mta.smtp.types import AcceptPath, Inbound
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,10 @@ class Policy:
         )
 
 
-def ehlo_lines(policy: Policy, *, starttls: bool) -> list[str]:
+AUTH_MECHANISMS = "AUTH LOGIN PLAIN"  # RFC 4954; aiosmtpd's built-in PLAIN and LOGIN
+
+
+def ehlo_lines(policy: Policy, *, starttls: bool, auth: bool = False) -> list[str]:
     """The EHLO reply (RFC 5321 4.1.1.1) with the extensions we support."""
     keywords = [f"SIZE {policy.max_message_bytes}", "8BITMIME", "PIPELINING"]
     keywords.append("ENHANCEDSTATUSCODES")
@@ -63,6 +69,8 @@ def ehlo_lines(policy: Policy, *, starttls: bool) -> list[str]:
         keywords.append("SMTPUTF8")
     if starttls:
         keywords.append("STARTTLS")
+    if auth:  # only under TLS (RFC 4954 4, 14): plaintext passwords are never invited
+        keywords.append(AUTH_MECHANISMS)
     lines = [policy.hostname, *keywords]
     return [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
 
@@ -76,9 +84,10 @@ def peer_ip(session: Session) -> str:
 class Handler:
     """aiosmtpd hooks for the MTA's SMTP front end."""
 
-    def __init__(self, policy: Policy, accept: AcceptPath) -> None:
+    def __init__(self, policy: Policy, accept: AcceptPath, security: Security) -> None:
         self._policy = policy
         self._accept = accept
+        self._security = security
 
     async def handle_EHLO(
         self,
@@ -89,8 +98,12 @@ class Handler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
-        # aiosmtpd offers STARTTLS exactly when a TLS context is set and TLS is not yet on.
-        return ehlo_lines(self._policy, starttls="250-STARTTLS" in responses)
+        # aiosmtpd offers STARTTLS exactly when a TLS context is set and TLS is not yet on,
+        # and AUTH exactly when TLS is on.
+        auth = self._security.users.configured and any(
+            line.startswith("250-AUTH") for line in responses
+        )
+        return ehlo_lines(self._policy, starttls="250-STARTTLS" in responses, auth=auth)
 
     async def handle_HELO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str
@@ -101,7 +114,9 @@ class Handler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        reply = self._mail_problem(address, options, smtputf8=bool(envelope.smtp_utf8))
+        reply = self._mail_problem(
+            address, options, smtputf8=bool(envelope.smtp_utf8)
+        ) or self._sender_problem(session, address)
         if reply is not None:
             return str(reply)
         envelope.mail_from = address
@@ -117,12 +132,30 @@ class Handler:
             validate.declared_size(options), self._policy.max_message_bytes
         )
 
+    def _sender_problem(self, session: Session, address: str) -> Reply | None:
+        """Sender policy (553 5.7.1), then the message rate (451 4.7.1), which counts it."""
+        user = session_user(session)
+        sender = "" if address == validate.NULL_PATH else address
+        if user is not None and not self._security.senders.permits(user, sender):
+            log.info("user %s may not send as %s", user, sender)
+            return S553_SENDER_NOT_ALLOWED
+        if not self._security.rates.allow_message(user=user, ip=peer_ip(session)):
+            log.info("message rate limit: %s", user or peer_ip(session))
+            return S451_MESSAGE_RATE
+        return None
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         reply = (
             validate.mailbox_problem(address, smtputf8=bool(envelope.smtp_utf8))
-            or validate.relay_problem(peer_ip(session), self._policy.relay_networks)
+            or validate.relay_problem(
+                peer_ip(session),
+                self._policy.relay_networks,
+                authenticated=session_user(session) is not None,
+                recipient=address,
+                raw_path=validate.rough_path(command_argument(session), "TO:"),
+            )
             or validate.recipient_count_problem(len(envelope.rcpt_tos), self._policy.max_recipients)
         )
         if reply is not None:

@@ -29,9 +29,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, AnyStr, Protocol, cast
 
-from aiosmtpd.smtp import SMTP, syntax
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session, syntax
 
-from mta.replies import S354_START_INPUT, S421_IDLE_TIMEOUT, S421_TOO_MANY_ERRORS, Reply
+from mta.replies import (
+    S354_START_INPUT,
+    S421_AUTH_FAILURES,
+    S421_IDLE_TIMEOUT,
+    S421_TOO_MANY_ERRORS,
+    S452_DATA_IN_FLIGHT,
+    S554_PROXY_REFUSED,
+    Reply,
+)
+from mta.smtp import proxy
+from mta.smtp.auth import check_login
 from mta.smtp.codes import (
     COMMAND_ERROR_CODES,
     S500_UNKNOWN_COMMAND,
@@ -42,6 +52,7 @@ from mta.smtp.codes import (
 )
 from mta.smtp.data import CRLF, MAX_TEXT_LINE, DataReceiver
 from mta.smtp.handler import Handler, peer_ip
+from mta.smtp.security import ClientSession, Security
 from mta.smtp.types import EventLog
 from mta.smtp.validate import NULL_PATH, rough_path
 
@@ -71,15 +82,26 @@ class SessionSettings:
     max_message_bytes: int
     max_errors: int
     smtputf8: bool
-    tls_context: ssl.SSLContext | None
+    tls_context: ssl.SSLContext | None  # STARTTLS (reloaded in place by TlsProvider)
     events: EventLog
+    security: Security
+    implicit_tls: bool = False  # the listener's transport is TLS from the first byte
+    proxy_protocol: bool = False  # a PROXY v1/v2 header comes first, from a proxy network
+    proxy_timeout: float = 10.0
 
 
 class SessionHost(Protocol):
     """What a session tells its server about its life."""
 
     def session_opened(self, session: SmtpSession, peer_ip: str) -> Reply | None:
-        """None admits the session; a Reply refuses it (sent as its greeting)."""
+        """None admits the session; a Reply refuses it (sent as its greeting).
+
+        Behind a PROXY header, `peer_ip` is the proxy's: `session_identified` follows.
+        """
+        ...
+
+    def session_identified(self, session: SmtpSession, client_ip: str) -> Reply | None:
+        """The real client of an admitted proxied session; a Reply refuses it."""
         ...
 
     def session_closed(self, session: SmtpSession) -> None: ...
@@ -159,18 +181,27 @@ class SmtpSession(SMTP):
         self._closing = False
         self._errors = 0
         self._data_since: float | None = None  # loop time of the last DATA piece, in DATA
+        self._data_held = 0  # octets of this session's DATA counted in the shared budget
+        self._client: tuple[str, int] | None = None  # the real client, from a PROXY header
         super().__init__(
             handler,
             data_size_limit=None,  # SIZE is checked by our MAIL hook and DataReceiver
             enable_SMTPUTF8=settings.smtputf8,
             hostname=settings.hostname,
             ident="ESMTP",
-            tls_context=settings.tls_context,
+            # Inside implicit TLS there is no STARTTLS, and AUTH is allowed from the start.
+            tls_context=None if settings.implicit_tls else settings.tls_context,
+            auth_require_tls=not settings.implicit_tls,
             timeout=settings.idle_timeout,
             loop=asyncio.get_running_loop(),
         )
         self.command_size_limits = _CommandLimits()
         self._smtp_methods = _Dispatch(self._smtp_methods, self._command_runner)
+
+    @property
+    def proxied(self) -> bool:
+        """True on a PROXY listener: `peer_ip` is the proxy's until the header is read."""
+        return self._settings.proxy_protocol
 
     @property
     def peer_ip(self) -> str:
@@ -198,11 +229,29 @@ class SmtpSession(SMTP):
 
     # Connection life
 
+    def _create_session(self) -> Session:
+        return ClientSession(self.loop)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        first = self.transport is None  # after STARTTLS it is called again, with TLS
+        # After STARTTLS this is called again, with TLS: aiosmtpd then starts a new Session
+        # (RFC 3207 4.2: nothing from before is kept) and drops unread plaintext.
+        first = self.transport is None
         super().connection_made(transport)
+        assert self.session is not None
+        if self._client is not None:
+            self.session.peer = self._client  # type: ignore[assignment]  # a peername tuple
+        if self._settings.implicit_tls:
+            self.session.ssl = {"ssl_object": transport.get_extra_info("ssl_object")}
         if first:
-            self._refusal = self._host.session_opened(self, self.peer_ip)
+            self._refusal = self._admit()
+
+    def _admit(self) -> Reply | None:
+        if not self._settings.proxy_protocol:
+            return self._host.session_opened(self, self.peer_ip)
+        if not proxy.from_proxy_network(self.peer_ip, self._settings.security.proxy_networks):
+            log.warning("refusing %s on a PROXY listener: not a proxy network", self.peer_ip)
+            return S554_PROXY_REFUSED
+        return self._host.session_opened(self, self.peer_ip)
 
     def connection_lost(self, error: Exception | None) -> None:
         try:
@@ -214,7 +263,28 @@ class SmtpSession(SMTP):
         if self._refusal is not None:
             self.say_and_close(self._refusal)
             return
+        if self._settings.proxy_protocol and not await self._read_proxy_header():
+            return
         await super()._handle_client()
+
+    async def _read_proxy_header(self) -> bool:
+        """Learn the real client from the PROXY header; False when the session must end."""
+        assert self.session is not None and self.transport is not None
+        self._reset_timeout(self._settings.proxy_timeout)
+        peer = cast(tuple[str, int], self.session.peer)
+        client = await proxy.read_client_address(self._reader, (self.peer_ip, int(peer[1])))
+        if client is None:
+            self._closing = True
+            self.transport.close()
+            return False
+        self._client = client
+        self.session.peer = client  # type: ignore[assignment]  # a peername tuple, as aiosmtpd's
+        refusal = self._host.session_identified(self, client[0])
+        if refusal is not None:
+            self.say_and_close(refusal)
+            return False
+        self._reset_timeout()
+        return True
 
     def _timeout_cb(self) -> None:
         if self._data_since is not None:
@@ -238,6 +308,8 @@ class SmtpSession(SMTP):
         if self._closing:
             return
         self._command = _Command(name, argument, self._envelope_sender())
+        if isinstance(self.session, ClientSession):
+            self.session.command_argument = argument
         try:
             if method is None:
                 await self.push(str(S500_UNKNOWN_COMMAND))
@@ -283,6 +355,37 @@ class SmtpSession(SMTP):
         except Exception:  # the log must never break a session
             log.exception("could not record a rejection")
 
+    # AUTH (RFC 4954): aiosmtpd decodes PLAIN and LOGIN and sends the challenges; we check
+
+    async def auth_PLAIN(self, _: SMTP, args: list[str]) -> AuthResult:
+        return await self._auth(super().auth_PLAIN, args)
+
+    async def auth_LOGIN(self, _: SMTP, args: list[str]) -> AuthResult:
+        return await self._auth(super().auth_LOGIN, args)
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        # aiosmtpd's mechanisms end here, synchronously; bcrypt must not run on the loop, so
+        # the credentials travel back to `_auth` for an asynchronous check.
+        return AuthResult(success=False, handled=True, auth_data=auth_data)
+
+    async def _auth(
+        self, exchange: Callable[[SMTP, list[str]], Awaitable[AuthResult]], args: list[str]
+    ) -> AuthResult:
+        security, ip = self._settings.security, self.peer_ip
+        if security.failures.exhausted(ip):
+            self.say_and_close(S421_AUTH_FAILURES)
+            return AuthResult(success=False, handled=True)
+        given = (await exchange(self, args)).auth_data
+        if not isinstance(given, LoginPassword):
+            return AuthResult(success=False, handled=True)  # aiosmtpd answered (501, aborted)
+        user = await check_login(security.users, security.failures, ip, given)
+        if user is not None:
+            return AuthResult(success=True, auth_data=user)
+        if security.failures.exhausted(ip):
+            self.say_and_close(S421_AUTH_FAILURES)
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False)  # 535 5.7.8
+
     # DATA
 
     @syntax("DATA")  # aiosmtpd's HELP text
@@ -295,6 +398,7 @@ class SmtpSession(SMTP):
             received = await self._receive()
             status = str(received.error) if received.error else await self._deliver(received)
         finally:
+            self._hold(0)
             self._data_since = None
             self.envelope = self._create_envelope()  # RFC 5321 4.1.1.4: the transaction ends
         self._reset_timeout()
@@ -310,14 +414,27 @@ class SmtpSession(SMTP):
         if arg:
             await self.push(str(S501_DATA_SYNTAX))
             return True
+        if self._settings.security.data.exhausted:
+            log.warning(
+                "DATA refused: %d octets of DATA in flight", self._settings.security.data.in_flight
+            )
+            await self.push(str(S452_DATA_IN_FLIGHT))
+            return True
         return False
+
+    def _hold(self, octets: int) -> None:
+        """Keep this session's share of the DATA memory budget at `octets`."""
+        self._settings.security.data.take(octets - self._data_held)
+        self._data_held = octets
 
     async def _receive(self) -> DataReceiver:
         receiver = DataReceiver(self._settings.max_message_bytes)
         self._data_since = self.loop.time()
         try:
             while not receiver.feed(await self._read_chunk()):
+                self._hold(receiver.stored)
                 self._data_since = self.loop.time()
+            self._hold(receiver.stored)
         except Exception:
             # Where the data ends is unknown now: close before anything is read as a command.
             self._closing = True

@@ -72,15 +72,51 @@ def normalize_ip(address: str) -> str:
     return str(parsed)
 
 
-def relay_problem(peer_ip: str, networks: Iterable[Network]) -> Reply | None:
-    """Only clients inside `relay_networks` may send anywhere; we have no local domains."""
-    try:
-        address = ipaddress.ip_address(peer_ip)
-    except ValueError:
-        return S550_RELAY_DENIED
-    if any(address in network for network in networks):
+def relay_problem(
+    peer_ip: str,
+    networks: Iterable[Network],
+    *,
+    authenticated: bool = False,
+    recipient: str = "",
+    raw_path: str = "",
+    local_domains: frozenset[str] = frozenset(),
+) -> Reply | None:
+    """550 5.7.1 unless the client may relay or the recipient is plainly local.
+
+    Authenticated clients and those inside `relay_networks` may send anywhere. Anyone else
+    only to a `local_domains` recipient whose address cannot route onward (`is_tricky`):
+    the node configures no local domains today, so for them every recipient is relay.
+    """
+    if authenticated or in_networks(peer_ip, networks):
+        return None
+    if recipient and not is_tricky(recipient, raw_path) and domain_of(recipient) in local_domains:
         return None
     return S550_RELAY_DENIED
+
+
+def in_networks(ip: str, networks: Iterable[Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def is_tricky(address: str, raw_path: str = "") -> bool:
+    """Address forms that other MTAs may route onward from a local domain (open relays of old).
+
+    The percent hack `user%other@ours`, bang paths `a!b@ours`, a source route `<@a:b@c>`
+    (RFC 5321 4.1.1.3, C; the parser drops the route, so the raw path is checked), a quoted
+    local part holding `@` or `%`, and an address literal `user@[1.2.3.4]` (4.1.3).
+    """
+    local, _, domain = address.rpartition("@")
+    if raw_path.lstrip().lstrip("<").startswith("@"):
+        return True
+    return any(mark in local for mark in "%!@:") or domain.startswith("[")
 
 
 def recipient_count_problem(accepted: int, limit: int) -> Reply | None:
