@@ -14,7 +14,8 @@ from mta.config import SmtpConfig
 from mta.replies import S421_SHUTTING_DOWN, S421_TOO_MANY_CONNECTIONS, Reply
 from mta.smtp.handler import Handler, Policy
 from mta.smtp.security import Security
-from mta.smtp.session import SessionSettings, SmtpSession
+from mta.smtp.session import SmtpSession
+from mta.smtp.settings import SessionSettings
 from mta.smtp.types import AcceptPath, EventLog
 from mta.units import parse_hostport
 

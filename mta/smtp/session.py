@@ -23,11 +23,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, AnyStr, Protocol, cast
+from typing import Any, AnyStr, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session, syntax
 
@@ -51,60 +49,20 @@ from mta.smtp.codes import (
     reply_code,
 )
 from mta.smtp.data import CRLF, MAX_TEXT_LINE, DataReceiver
+from mta.smtp.dispatch import MAX_COMMAND_LINE, CommandLimits, Dispatch
+from mta.smtp.dispatch import SIMPLE_PATH as _SIMPLE_PATH
+from mta.smtp.dispatch import dispatch_names as _dispatch_names
 from mta.smtp.handler import Handler, peer_ip
-from mta.smtp.security import ClientSession, Security
-from mta.smtp.types import EventLog
+from mta.smtp.security import ClientSession
+from mta.smtp.settings import SessionHost, SessionSettings
 from mta.smtp.validate import NULL_PATH, rough_path
 
 log = logging.getLogger(__name__)
 
-MAX_COMMAND_LINE = 512  # RFC 5321 4.5.3.1.4, octets including CRLF
 READER_LIMIT = MAX_TEXT_LINE + 1  # StreamReader limit: aiosmtpd reads longer commands in parts
 DATA_CHUNK = 64 * 1024  # octets per read in DATA: per-read cost, not per-line, dominates
 VERBATIM_COMMANDS = frozenset({"EHLO", "HELO"})  # RFC 2034: no enhanced codes in these replies
 REPORTED_COMMANDS = frozenset({"MAIL", "RCPT", "DATA"})
-# The common path `<dot-atom@host>` plus parameters. aiosmtpd parses every path with the email
-# package's RFC 5322 header parser (a fifth of the CPU of a relay session); anything this does
-# not match (quoted local parts, address literals, `<>`, junk) still goes that way.
-_SIMPLE_PATH = re.compile(
-    r"\s*<((?P<local>[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)>"
-    r"(?:[ \t]+(?P<rest>.*))?\Z",
-    re.DOTALL,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSettings:
-    hostname: str
-    idle_timeout: float
-    data_timeout: float
-    max_message_bytes: int
-    max_errors: int
-    smtputf8: bool
-    tls_context: ssl.SSLContext | None  # STARTTLS (reloaded in place by TlsProvider)
-    events: EventLog
-    security: Security
-    implicit_tls: bool = False  # the listener's transport is TLS from the first byte
-    proxy_protocol: bool = False  # a PROXY v1/v2 header comes first, from a proxy network
-    proxy_timeout: float = 10.0
-
-
-class SessionHost(Protocol):
-    """What a session tells its server about its life."""
-
-    def session_opened(self, session: SmtpSession, peer_ip: str) -> Reply | None:
-        """None admits the session; a Reply refuses it (sent as its greeting).
-
-        Behind a PROXY header, `peer_ip` is the proxy's: `session_identified` follows.
-        """
-        ...
-
-    def session_identified(self, session: SmtpSession, client_ip: str) -> Reply | None:
-        """The real client of an admitted proxied session; a Reply refuses it."""
-        ...
-
-    def session_closed(self, session: SmtpSession) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,40 +74,6 @@ class _Command:
     @property
     def line(self) -> str:
         return f"{self.name} {self.argument}" if self.argument else self.name
-
-
-class _CommandLimits(dict[str, int]):
-    """aiosmtpd's per-command line limits (compared without CRLF), all fixed at ours."""
-
-    def __missing__(self, key: str) -> int:
-        return MAX_COMMAND_LINE - len(CRLF)
-
-    def __setitem__(self, key: str, value: int) -> None:
-        pass  # aiosmtpd adds to MAIL's limit on every EHLO; ours does not grow
-
-
-class _Dispatch(dict[str, Any]):
-    """aiosmtpd's command table; every lookup, known name or not, gets the session's runner."""
-
-    def __init__(self, methods: dict[str, Any], runner: Callable[[str, Any], Any]) -> None:
-        super().__init__(methods)
-        self._runner = runner
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._runner(key, super().get(key))
-
-
-_DISPATCH_NAMES: dict[str, list[str]] = {}
-
-
-def _dispatch_names(cls: type[Any]) -> list[str]:
-    """The names aiosmtpd looks up on a session: its SMTP verbs and AUTH mechanisms."""
-    key = f"{cls.__module__}.{cls.__qualname__}"
-    names = _DISPATCH_NAMES.get(key)
-    if names is None:
-        names = [name for name in dir(cls) if name.startswith(("smtp_", "auth_"))]
-        _DISPATCH_NAMES[key] = names
-    return names
 
 
 class SmtpSession(SMTP):
@@ -195,8 +119,8 @@ class SmtpSession(SMTP):
             timeout=settings.idle_timeout,
             loop=asyncio.get_running_loop(),
         )
-        self.command_size_limits = _CommandLimits()
-        self._smtp_methods = _Dispatch(self._smtp_methods, self._command_runner)
+        self.command_size_limits = CommandLimits()
+        self._smtp_methods = Dispatch(self._smtp_methods, self._command_runner)
 
     @property
     def proxied(self) -> bool:
