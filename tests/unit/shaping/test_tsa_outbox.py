@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shaping.tsa.link import Backoff
 from shaping.tsa.outbox import HEAD_FILE, SEGMENT_SUFFIX, Outbox, outbox_directory
 
 URL = "http://127.0.0.1:8008"
@@ -158,3 +161,22 @@ async def test_each_url_has_its_own_directory(tmp_path: Path, open_outbox: Opene
     assert (first.directory / "url").read_text().strip() == URL
     assert await drain(first) == [0, 1]
     assert await drain(second) == [5]
+
+
+def test_the_client_modules_do_not_import_mta() -> None:
+    probe = (
+        "import sys, shaping.tsa.client, shaping.tsa.outbox;"
+        "sys.exit(any(m == 'mta' or m.startswith('mta.') for m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, check=False)
+    assert done.returncode == 0
+
+
+def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
+    backoff = Backoff(0.5, 4.0)
+    delays = [backoff.delay() for _ in range(6)]
+    caps = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert all(cap / 2 <= delay <= cap for delay, cap in zip(delays, caps, strict=True))
+    backoff.reset()
+    assert backoff.delay() <= 0.5
