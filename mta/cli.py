@@ -16,7 +16,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from mta import cli_dkim, cli_inject, cli_queue, cli_rules, cli_shaping
+from mta import cli_dkim, cli_inject, cli_queue, cli_rules, cli_shaping, cli_tsa
 from mta.cli_common import CONNECTION_OPTIONS, Parser, add_connection_options, option
 from mta.config import Config, ConfigError, load_config
 from mta.units import parse_hostport
@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_inject.register(commands)
     cli_dkim.register(commands)
     cli_shaping.register(commands)
+    cli_tsa.register(commands)
     return parser
 
 
