@@ -11,6 +11,7 @@ from mta.accept import Acceptor
 from mta.config import Config
 from mta.delivery import DeliveryEngine, MxResolver
 from mta.dkim import build_signer
+from mta.egress.node import Egress
 from mta.http import HttpServer, NodeHealth
 from mta.http.admin_routes import ADMIN_OPENAPI_PATHS, add_admin_routes
 from mta.inbound import Inbound
@@ -81,11 +82,14 @@ class Node:
             config.spool.path, min_free_bytes=config.spool.min_free_bytes, fsync=config.spool.fsync
         )
         listen = [parse_hostport(address) for address in config.smtp.listen]
+        self.egress = Egress(config)  # shaping files are read now: a bad one stops the start
         self.engine = DeliveryEngine(
             config.delivery,
             MxResolver(config.dns),
             ehlo_name=config.node.hostname,
             own_addresses=listen,
+            rules=self.egress.rules.live,
+            shaper=self.egress.limits.shaper,
         )
         self.queue = QueueManager(
             config, spool=self.spool, engine=self.engine, log=QueueEvents(self.records)
@@ -115,6 +119,7 @@ class Node:
         try:
             recovered = await self.spool.open()
             logger.info("spool %s: %d messages recovered", self.config.spool.path, len(recovered))
+            await self.egress.start()
             await self.queue.start(recovered)
             await self.smtp.start()
         except BaseException:
@@ -140,6 +145,7 @@ class Node:
         self.acceptor.refusing = "shutting down"
         await self.queue.shutdown(drain)
         await self.engine.close()
+        await self.egress.close()
         await self.spool.close()
         if self.signer is not None:
             self.signer.close()

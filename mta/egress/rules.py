@@ -8,12 +8,24 @@ shaping file still overrides it for its destinations.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 from typing import Final
 
-from mta.config import Config, DeliveryConfig
-from shaping.loader import DEFAULT_BLOCK, Block, Origin, Setting, ShapingFile, read_text
+from mta.config import Config, ConfigError, DeliveryConfig
+from shaping.loader import (
+    DEFAULT_BLOCK,
+    Block,
+    Origin,
+    Setting,
+    ShapingError,
+    ShapingFile,
+    read_text,
+)
 from shaping.rules import DEFAULT_SHAPING_FILE, ShapingRules, Source
+
+logger = logging.getLogger(__name__)
 
 DELIVERY_LAYER: Final = "mta.toml"
 OVERRIDES_LAYER: Final = "automation overrides"
@@ -43,19 +55,67 @@ def rule_sources(config: Config) -> list[Source]:
 
 
 def build_rules(config: Config) -> ShapingRules:
-    """The rules a node starts with; raises `shaping.loader.ShapingError` naming the file,
-    table and key of a bad file."""
-    return ShapingRules.load(rule_sources(config))
+    """The rules a node starts with; raises ConfigError naming the file, table and key of a
+    bad shaping file."""
+    try:
+        return ShapingRules.load(rule_sources(config))
+    except ShapingError as error:
+        raise ConfigError(f"shaping: {error}") from None
 
 
-def with_overrides(config: Config, rules: ShapingRules, text: str) -> None:
-    """Switch `rules` to the node's layers plus `text` (shaping TOML of automation overrides),
-    keeping the current rules if `text` does not load (logged by `ShapingRules.reload`)."""
-    layers = rule_sources(config)
-    if text.strip():
-        try:
-            layers.append(read_text(OVERRIDES_LAYER, text))
-        except ValueError as error:
-            rules.last_error = error  # type: ignore[assignment]
-            return
-    rules.reload(layers)
+class NodeRules:
+    """The live rules of a node: its files re-read when they change, automation overrides
+    layered on top; a layer that does not load leaves the last good rules in place."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self.live = build_rules(config)
+        self._overrides = ""
+        self._stamps = self._file_stamps()
+
+    @property
+    def overrides(self) -> str:
+        return self._overrides
+
+    def set_overrides(self, text: str) -> None:
+        """Layer `text` (shaping TOML from automation or a TSA) over the node's files."""
+        if text != self._overrides:
+            self._overrides = text
+            self._reload()
+
+    def check_files(self) -> bool:
+        """Reload if a shaping file changed since the last look; True if it did."""
+        stamps = self._file_stamps()
+        if stamps == self._stamps:
+            return False
+        self._stamps = stamps
+        logger.info("shaping files changed: reloading")
+        self._reload()
+        return True
+
+    async def watch(self) -> None:
+        """Check the files every `[shaping] reload_interval` until cancelled."""
+        while True:
+            await asyncio.sleep(self._config.shaping.reload_interval)
+            self.check_files()
+
+    def _reload(self) -> None:
+        layers = rule_sources(self._config)
+        if self._overrides.strip():
+            try:
+                layers.append(read_text(OVERRIDES_LAYER, self._overrides))
+            except ShapingError as error:
+                logger.error("automation overrides not applied: %s", error)
+                return
+        self.live.reload(layers)
+
+    def _file_stamps(self) -> list[tuple[float, int] | None]:
+        stamps: list[tuple[float, int] | None] = []
+        for path in self._config.shaping.files:
+            try:
+                stat = Path(path).stat()
+            except OSError:
+                stamps.append(None)  # reported by the reload that follows
+            else:
+                stamps.append((stat.st_mtime, stat.st_size))
+        return stamps
