@@ -11,6 +11,7 @@ from mta.accept import Acceptor
 from mta.config import Config
 from mta.delivery import DeliveryEngine, MxResolver
 from mta.dkim import build_signer
+from mta.egress.metrics import EgressCollector
 from mta.egress.node import Egress
 from mta.http import HttpServer, NodeHealth
 from mta.http.admin_routes import ADMIN_OPENAPI_PATHS, add_admin_routes
@@ -109,6 +110,7 @@ class Node:
         self.api = build_http_api(
             config, spool=self.spool, queue=self.queue, acceptor=self.acceptor, records=self.records
         )
+        self.api.metrics.registry.register(EgressCollector(self.egress))
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
@@ -119,7 +121,7 @@ class Node:
         try:
             recovered = await self.spool.open()
             logger.info("spool %s: %d messages recovered", self.config.spool.path, len(recovered))
-            await self.egress.start()
+            await self.egress.start(self.api.admin, self.records)
             await self.queue.start(recovered)
             await self.smtp.start()
         except BaseException:

@@ -68,15 +68,28 @@ class QueueAdmin:
 
         The first sweep happens even when `expires` is already past: a one-time bounce.
         """
+        rule = self.new_bounce_rule(
+            matcher, reason=reason, expires=expires, suppress_logging=suppress_logging
+        )
+        await self.apply_bounce(rule)
+        return rule
+
+    def new_bounce_rule(
+        self, matcher: Matcher, *, reason: str, expires: float, suppress_logging: bool = False
+    ) -> AdminRule:
+        """Make a bounce rule active for legs met from now on (see `apply_bounce`)."""
         rule = self._new_rule(reason, expires, matcher=matcher, suppress_logging=suppress_logging)
         self._bounces.add(rule)
         logger.warning("admin bounce %s of %s: %s", rule.id, _describe(matcher), reason)
+        return rule
+
+    async def apply_bounce(self, rule: AdminRule) -> None:
+        """Bounce the legs queued now that `rule` matches."""
         for msg_id, meta in list(self._queue.messages.items()):
             for domain in list(meta["legs"]):
                 key = (msg_id, domain)
                 if key not in self._queue.handling and self._matches(rule, key):
                     await self._bounce_leg(rule, key)
-        return rule
 
     def bounces(self) -> list[AdminRule]:
         return self._bounces.active()

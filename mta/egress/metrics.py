@@ -1,0 +1,63 @@
+"""Prometheus gauges of the egress side, read at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .node import Egress
+
+
+class EgressCollector(Collector):
+    """Redis use and fallbacks, automation events applied, the TSA link and its backlog."""
+
+    def __init__(self, egress: Egress) -> None:
+        self._egress = egress
+
+    def collect(self) -> Iterator[Metric]:
+        egress = self._egress
+        health = egress.limits.health
+        yield GaugeMetricFamily(
+            "mta_shaping_redis_in_use",
+            "1 while shared limits are on Redis, 0 on local limits (or no Redis configured)",
+            value=1 if egress.limits.using_redis else 0,
+        )
+        yield CounterMetricFamily(
+            "mta_shaping_redis_fallbacks",
+            "Switches from Redis to local limits",
+            value=health.fallbacks if health is not None else 0,
+        )
+        yield CounterMetricFamily(
+            "mta_shaping_automation_applied",
+            "Automation events (suspensions, bounces) applied on this node",
+            value=egress.applier.applied if egress.applier is not None else 0,
+        )
+        yield from self._tsa()
+
+    def _tsa(self) -> Iterator[Metric]:
+        egress = self._egress
+        if egress.subscriber is not None:
+            yield GaugeMetricFamily(
+                "mta_tsa_subscribed",
+                "1 while the TSA event stream is connected",
+                value=1 if egress.subscriber.connected else 0,
+            )
+        if egress.publisher is None:
+            return
+        stats = egress.publisher.stats()
+        backlog = GaugeMetricFamily(
+            "mta_tsa_publish_backlog", "Records waiting to be published", labels=["url"]
+        )
+        for url, count in stats.backlog.items():
+            backlog.add_metric([url], count)
+        yield backlog
+        for name, value, doc in (
+            ("mta_tsa_published_records", stats.sent, "Records published to TSAs"),
+            ("mta_tsa_publish_dropped_records", stats.dropped, "Records dropped by the bounds"),
+            ("mta_tsa_publish_failures", stats.failures, "Failed attempts to post a batch"),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
