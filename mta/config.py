@@ -487,6 +487,10 @@ def _validate_ranges(config: Config) -> None:
 def _validate_dkim(config: Config) -> None:
     for domain, table in config.dkim.items():
         path = f'dkim."{domain}"'
+        try:
+            domain.encode("idna")  # d= carries the A-label form
+        except UnicodeError:
+            raise ConfigError(f"{path}: {domain!r} is not a domain name") from None
         if not table.signing_keys():
             raise ConfigError(f"{path}: needs selector and key_file, or [[{path}.keys]]")
         if not any(name.lower() == "from" for name in table.headers):

@@ -42,7 +42,11 @@ class DomainSigner:
         for key in table.signing_keys():
             assert key.key_file is not None  # config validation
             params = SignParams(
-                domain, key.selector, table.headers, table.over_sign, table.canonicalization
+                a_label(domain),
+                key.selector,
+                table.headers,
+                table.over_sign,
+                table.canonicalization,
             )
             keys.append((params, KeyFile(key.key_file, key.algorithm)))
         return cls(tuple(keys), table.required)
@@ -65,7 +69,7 @@ class DkimSigner:
         workers: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._domains = {domain.lower(): signer for domain, signer in domains.items()}
+        self._domains = {a_label(domain): signer for domain, signer in domains.items()}
         self._clock = clock
         self._executor = ThreadPoolExecutor(
             max_workers=workers or min(MAX_WORKERS, os.cpu_count() or 1),
@@ -110,7 +114,10 @@ class DkimSigner:
         return self._by_address(sender)
 
     def _by_address(self, address: str) -> str | None:
-        domain = address.rpartition("@")[2].strip().rstrip(".").lower()
+        try:
+            domain = a_label(address.rpartition("@")[2])
+        except UnicodeError:
+            return None
         return domain if domain in self._domains else None
 
     def _failed(self, domain: str | None, data: bytes, exc: Exception) -> bytes:
@@ -121,6 +128,12 @@ class DkimSigner:
             raise TransientError(S451_DKIM_FAILED, f"DKIM signing for {domain} failed")
         logger.warning("DKIM signing for %s failed, message sent unsigned: %r", domain, exc)
         return data
+
+
+def a_label(domain: str) -> str:
+    """The lowercase ASCII form of a domain (d= is ASCII: RFC 6376 3.5, IDNA A-labels)."""
+    domain = domain.strip().rstrip(".").lower()
+    return domain if domain.isascii() else domain.encode("idna").decode("ascii")
 
 
 def build_signer(dkim: Mapping[str, DkimDomainConfig]) -> DkimSigner | None:

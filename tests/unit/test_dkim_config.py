@@ -71,6 +71,7 @@ def test_no_dkim_by_default() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        ('[dkim."a..b"]\nselector = "s"\nkey_file = "/k"', "dkim.\"a..b\": 'a..b' is not a domain"),
         ('[dkim."e.com"]\nover_sign = true', 'dkim."e.com": needs selector and key_file'),
         ('[dkim."e.com"]\nselector = "s1"', 'dkim."e.com": selector and key_file are both'),
         (

@@ -60,7 +60,15 @@ async def test_sender_domain_when_from_is_not_ours(signer_for) -> None:
 
     signed = await signer.sign(message("someone@elsewhere.test"), "bounces@sender.test")
 
-    assert tags(signed)["d"] == "Sender.Test"
+    assert tags(signed)["d"] == "sender.test"
+
+
+async def test_international_domain_signs_as_a_label(signer_for) -> None:
+    signer = signer_for({"bücher.example": {}})
+
+    signed = await signer.sign(message("Ana <ana@BÜCHER.example>"), "")
+
+    assert tags(signed)["d"] == "xn--bcher-kva.example"
 
 
 async def test_no_domain_of_ours_leaves_the_message_alone(signer_for) -> None:
