@@ -164,9 +164,16 @@ class Outbox:
                 tail.truncate(position)
             self._close_tail()
             raise
+        self._extend_cache(segment, lines)
         segment.count += len(lines)
         self._next = segment.end
         self._enforce_bound()
+
+    def _extend_cache(self, segment: _Segment, lines: Sequence[bytes]) -> None:
+        # A cached tail segment stays whole, so peeking at fresh records needs no re-read.
+        cache = self._cache
+        if cache is not None and cache[0] == segment.first and len(cache[1]) == segment.count:
+            cache[1].extend(lines)
 
     def _writable_segment(self) -> tuple[_Segment, IO[bytes]]:
         if self._tail is not None and self._segments[-1].count < self._segment_records:

@@ -80,6 +80,18 @@ async def test_peek_does_not_consume_and_ack_takes_a_prefix(
         await outbox.ack(3)
 
 
+async def test_records_appended_after_a_peek_are_seen_by_the_next(open_outbox: Opener) -> None:
+    outbox = await open_outbox(max_records=100, segment_records=100)
+    await outbox.append(records(0, 3))
+    assert [r["n"] for r in await outbox.peek(10)] == [0, 1, 2]
+    await outbox.append(records(3, 5))
+    await outbox.append(records(5, 6))
+    assert [r["n"] for r in await outbox.peek(10)] == [0, 1, 2, 3, 4, 5]
+    await outbox.ack(2)
+    await outbox.append(records(6, 7))
+    assert await drain(outbox) == [2, 3, 4, 5, 6]
+
+
 async def test_the_bound_drops_the_oldest_and_counts_them(
     tmp_path: Path, open_outbox: Opener
 ) -> None:
