@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from mta.config import SmtpConfig
 from mta.replies import (
@@ -215,5 +215,8 @@ class Handler:
 
     async def handle_exception(self, error: Exception) -> str:
         """aiosmtpd calls this when a command fails unexpectedly: our trouble, so 451."""
+        if isinstance(error, TLSSetupException):  # the client's handshake failed; no reply
+            log.info("TLS handshake failed: %r", error.__cause__)
+            return str(S451_LOCAL_ERROR)
         log.error("SMTP session error", exc_info=error)
         return str(S451_LOCAL_ERROR)
