@@ -68,6 +68,8 @@ class AutomationState:
         self._clock = clock
         self._active: dict[EventKey, AutomationEvent] = {}
         self._counters = MatchCounters()
+        self._sites: dict[str, str] = {}  # rollup domain -> its site, learned from records
+        self._bound: tuple[Rules, dict[str, str], Rules] | None = None
         self.records_seen = 0  # every record given to observe()
         self.events_made = 0  # events reported by observe() (new or extended)
 
@@ -78,7 +80,7 @@ class AutomationState:
         seen = observe_record(record, now)
         if seen is None:
             return []
-        resolved = self._rules_provider().resolve(
+        resolved = self._rules_for(seen).resolve(
             seen.domain, mx_hosts=seen.mx_hosts, source=seen.source_or_none,
             site_name=seen.site_name,
         )  # fmt: skip
@@ -167,6 +169,20 @@ class AutomationState:
         except (KeyError, TypeError, ValueError) as error:
             raise EventFormatError(f"counters: {error!r}") from None
         return state
+
+    def _rules_for(self, seen: Observation) -> Rules:
+        """The rules, with the sites of rollup domains learned from records: a record for
+        ``gmail.com`` at site S makes ``["gmail.com"]`` (``mx_rollup = true``) apply to
+        every domain seen at S, as a node does after resolving the MX records (this
+        engine does no DNS)."""
+        rules = self._rules_provider()
+        if seen.mx_hosts and seen.domain in rules.sites:
+            self._sites[seen.domain] = seen.site_name
+        if not self._sites:
+            return rules
+        if self._bound is None or self._bound[0] is not rules or self._bound[1] != self._sites:
+            self._bound = (rules, dict(self._sites), rules.with_sites(self._sites))
+        return self._bound[2]
 
     def _try_rule(
         self, rule: AutomationRule, digest: str, origin: Origin, seen: Observation, now: float

@@ -164,3 +164,24 @@ def test_suspensions_json_shape() -> None:
     assert ready["expires"] == "1970-01-01T01:16:40.000000Z"
     assert set(sched) == {"rule_hash", "domain", "tenant", "campaign", "reason", "expires"}
     assert (sched["tenant"], sched["campaign"]) == ("acme", None)
+
+
+def test_rollup_domain_rules_apply_to_its_site_once_learned() -> None:
+    rules = rules_from(
+        """
+["gmail.com"]
+mx_rollup = true
+[["gmail.com".automation]]
+regex = "4\\\\.7\\\\.28"
+action = "Suspend"
+duration = "1h"
+"""
+    )
+    state = AutomationState(lambda: rules, FakeClock())
+    google = "alt1.gmail-smtp-in.l.google.com|gmail-smtp-in.l.google.com"
+    vanity = record(recipient="u@googlemail.com", site=google)
+    assert state.observe(vanity) == []  # gmail.com's site is not known yet
+    state.observe(record("busy", enhanced=(4, 2, 1), recipient="u@gmail.com", site=google))
+    [event] = state.observe(vanity)
+    assert isinstance(event, ReadyQueueSuspension) and event.site_name == google
+    assert state.observe(record(recipient="u@other.test", site="mx.other.test")) == []
