@@ -308,7 +308,7 @@ class SmtpSession(SMTP):
         if security.failures.exhausted(ip):
             self.say_and_close(S421_AUTH_FAILURES)
             return AuthResult(success=False, handled=True)
-        return AuthResult(success=False)  # 535 5.7.8
+        return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
 
     # DATA
 
