@@ -166,3 +166,17 @@ async def test_shaping_files_reload_and_a_bad_one_keeps_the_last_good(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_stopping_closes_subscribers(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    server = TsaDaemon(daemon_settings(tmp_path))
+    await server.start()
+    try:
+        socket = await http.ws_connect(f"{base_url(server)}/subscribe_event_v1")
+        await wait_until(lambda: _async(len(server.hub) == 1))
+    finally:
+        await server.stop()
+    message = await socket.receive(timeout=5)
+    assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    await socket.close()
+    assert len(server.hub) == 0
