@@ -168,3 +168,23 @@ def test_parsed_message_first_header() -> None:
 
     assert parsed.first(b"FROM") == b" a@b.test\r\n"
     assert parsed.first(b"to") is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"From: a@b.test\r\nSubject: s\r\n folded\r\n\r\nbody\r\n\r\n",
+        b"From: a@b.test\r\n\r\n",
+        b"From: a@b.test\r\n",
+        b"From: a@b.test",
+        b"\r\nbody only\r\n",
+        b"From: a@b.test\r\n\r\n\r\n\r\nbody after blank lines",
+    ],
+)
+def test_parsed_like_dkimpy(data) -> None:
+    import dkim
+
+    parsed = ParsedMessage(data)
+    headers, body = dkim.rfc822_parse(data)
+
+    assert (parsed.headers, parsed.body) == (headers, body)
