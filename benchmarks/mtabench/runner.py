@@ -65,7 +65,7 @@ async def run_one(
     try:
         async with SmtpSink(workdir) as sink:
             mta: Mta = (
-                OurNode(workdir, sink.address, options.python)
+                OurNode(workdir, sink.address, options.python, scenario.ours_config(workdir))
                 if mta_name == OURS
                 else PostfixPeer(workdir, sink.address)
             )
