@@ -231,9 +231,8 @@ class SmtpServer:
 
     def session_closed(self, session: SmtpSession) -> None:
         """SessionHost: forget a session whose connection is gone."""
-        peer_ip = self._sessions.pop(session, None)
-        if peer_ip is None:
+        if session not in self._sessions:  # refused, or reported twice
             return
-        self._limiter.release(peer_ip)
+        self._limiter.release(self._sessions.pop(session))
         if not self._sessions:
             self._all_closed.set()

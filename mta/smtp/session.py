@@ -147,6 +147,11 @@ class SmtpSession(SMTP):
         else:
             self._pending_close = reply
 
+    def _close_quietly(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
+
     def abort(self) -> None:
         if self.transport is not None:
             cast(asyncio.Transport, self.transport).abort()
@@ -196,10 +201,13 @@ class SmtpSession(SMTP):
         assert self.session is not None and self.transport is not None
         self._reset_timeout(self._settings.proxy_timeout)
         peer = cast(tuple[str, int], self.session.peer)
-        client = await proxy.read_client_address(self._reader, (self.peer_ip, int(peer[1])))
+        try:
+            client = await proxy.read_client_address(self._reader, (self.peer_ip, int(peer[1])))
+        except asyncio.CancelledError:  # aiosmtpd cancels us on EOF: the peer gave up
+            self._close_quietly()
+            raise
         if client is None:
-            self._closing = True
-            self.transport.close()
+            self._close_quietly()
             return False
         self._client = client
         self.session.peer = client  # type: ignore[assignment]  # a peername tuple, as aiosmtpd's
