@@ -27,7 +27,8 @@ class PathCache:
         """`site` with its path settings; an MX site takes its port from them, and a domain
         with a table of its own (`mx_rollup = false`) gets a site (a ready queue) of its own."""
         domain = normalize_host(domain)
-        self._learn(domain, site)
+        if not relay:  # a relay's site is every domain routed there, not the domain's own
+            self._learn(domain, site)
         name, path = self._resolve(domain, site)
         port = site.port if relay else path.smtp_port
         return dataclasses.replace(site, name=name, port=port, tls=path.enable_tls, path=path)
