@@ -138,7 +138,11 @@ class RedactAuth(logging.Filter):
     """Replaces the arguments of AUTH lines in aiosmtpd's command log (`mail.log`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(_is_auth_line(arg) for arg in record.args):
+        if not isinstance(record.args, tuple):
+            return True
+        if "base64" in str(record.msg):  # an undecodable AUTH response: maybe a raw password
+            record.args = tuple(b"[redacted]" if isinstance(a, bytes) else a for a in record.args)
+        elif any(_is_auth_line(arg) for arg in record.args):
             record.args = tuple(_redacted(arg) for arg in record.args)
         return True
 

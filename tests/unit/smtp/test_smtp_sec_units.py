@@ -127,6 +127,11 @@ def test_redaction_keeps_the_mechanism_and_drops_the_rest() -> None:
     )
     RedactAuth().filter(other)
     assert other.getMessage() == "'peer' >> b'MAIL FROM:<a@b>'"
+    raw = logging.LogRecord(
+        "mail.log", 10, "x", 1, "%r can't decode base64: %s", ("p", b"pw!"), None
+    )
+    RedactAuth().filter(raw)
+    assert "pw!" not in raw.getMessage()
 
 
 # Rates and DATA memory
