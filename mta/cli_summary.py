@@ -31,7 +31,31 @@ def summary_text(answer: Any, now: dt.datetime) -> str:
     ready = _queues(answer.get("ready"))
     if ready:
         blocks.append(_ready(ready, buckets, now))
-    return "\n\n".join(blocks) or "no queued messages"
+    text = "\n\n".join(blocks) or "no queued messages"
+    return "\n\n".join([text, *_in_force(answer, now)])
+
+
+def _in_force(answer: Mapping[str, Any], now: dt.datetime) -> list[str]:
+    """Admin and automation rules, and shaping overrides, with reason and expiry."""
+    blocks = []
+    rules = [r for r in answer.get("rules") or [] if isinstance(r, Mapping)]
+    if rules:
+        rows = [[r.get("kind"), r.get("target"), _until(r, now), r.get("reason")] for r in rules]
+        blocks.append(table(["RULE", "TARGET", "EXPIRES", "REASON"], rows))
+    overrides = [o for o in answer.get("shaping_overrides") or [] if isinstance(o, Mapping)]
+    if overrides:
+        rows = [
+            [o.get("site_name") or o.get("domain"), o.get("option"), o.get("value"),
+             _until(o, now), o.get("reason")]
+            for o in overrides
+        ]  # fmt: skip
+        blocks.append(table(["OVERRIDE", "OPTION", "VALUE", "EXPIRES", "REASON"], rows))
+    return blocks
+
+
+def _until(entry: Mapping[str, Any], now: dt.datetime) -> str | None:
+    expires = entry.get("expires")
+    return None if expires is None else relative(expires, now)
 
 
 def bucket_label(name: str) -> str:

@@ -46,12 +46,27 @@ class AutomationApplier:
         self._clock = clock
         self._applied: dict[tuple[object, ...], tuple[str, float]] = {}  # key -> rule id, end
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._overrides: dict[tuple[object, ...], ConfigOverride] = {}
         self.applied = 0  # events that made or extended a rule, for metrics
 
-    def apply(self, event: AutomationEvent) -> None:
-        if isinstance(event, ConfigOverride):
-            return  # overrides arrive as shaping TOML (NodeRules.set_overrides)
+    def overrides(self) -> list[dict[str, Any]]:
+        """The active shaping overrides, soonest expiry first (for the queue summary)."""
         now = self._clock()
+        self._overrides = {k: e for k, e in self._overrides.items() if e.expires > now}
+        active = sorted(self._overrides.values(), key=lambda event: event.expires)
+        return [{"origin": self._origin, **event.to_json()} for event in active]
+
+    def apply(self, event: AutomationEvent) -> None:
+        now = self._clock()
+        if isinstance(event, ConfigOverride):
+            # The rules take overrides as shaping TOML (NodeRules.set_overrides); kept here
+            # to be listed.
+            known_override = self._overrides.get(event.key())
+            if event.expires > now and (
+                known_override is None or known_override.expires < event.expires
+            ):
+                self._overrides[event.key()] = event
+            return
         self._applied = {k: v for k, v in self._applied.items() if v[1] > now}
         key = event.key()
         known = self._applied.get(key)

@@ -55,6 +55,7 @@ class Egress:
             self.local = LocalAutomation(self.rules, self.applier)
             records.add_listener(self.local.observe)
             self._spawn(self.local.expire_overrides(), "automation-expiry")
+        admin.summary_sections["shaping_overrides"] = self.applier.overrides
 
     async def _follow_tsa(self, records: RecordLog, applier: AutomationApplier) -> None:
         tsa = self.config.tsa

@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from mta.logs import RecordLog
+from mta.queue.admin_api import rfc3339
 from mta.queue.events import QueueEvents
 from mta.queue.inspect import QueueInspector
 from mta.queue.manager import QueueManager
@@ -53,6 +54,8 @@ class QueueAdmin:
         self._suspensions = RuleSet(clock)
         self._ready = RuleSet(clock)
         self._timers: dict[str, asyncio.TimerHandle] = {}  # ready rule id -> its end
+        # More state shown in the summary, e.g. shaping overrides made by automation.
+        self.summary_sections: dict[str, Callable[[], Any]] = {}
         queue.set_admin(self)
 
     def now(self) -> float:
@@ -204,9 +207,23 @@ class QueueAdmin:
         return self._inspector.scheduled_queue(name, want_body=want_body, limit=limit, now=now)
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
-        """Per scheduled and ready queue: counts, oldest, next due and qshape age buckets."""
+        """Per scheduled and ready queue: counts, oldest, next due and qshape age buckets;
+        then the rules in force (with reason and expiry) and any extra `summary_sections`."""
+        now = self._clock() if now is None else now
         suspended = {rule.name for rule in self._ready.active()}
-        return self._inspector.summary(self._clock() if now is None else now, suspended)
+        answer = self._inspector.summary(now, suspended)
+        answer["rules"] = [
+            _rule_json(kind, rule)
+            for kind, rules in (
+                ("ready_suspension", self._ready),
+                ("suspension", self._suspensions),
+                ("bounce", self._bounces),
+            )
+            for rule in rules.active()
+        ]
+        for name, section in self.summary_sections.items():
+            answer[name] = section()
+        return answer
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -246,6 +263,16 @@ class QueueAdmin:
             self._events.suspended(key[0], meta, leg, rcpt, reply)
         self._queue.hold(key, rule.expires)
         rule.held.add(key)
+
+
+def _rule_json(kind: str, rule: AdminRule) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "id": rule.id,
+        "target": rule.name or _describe(rule.matcher),
+        "reason": rule.reason,
+        "expires": rfc3339(rule.expires),
+    }
 
 
 def _describe(matcher: Matcher) -> str:
