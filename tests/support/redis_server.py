@@ -41,8 +41,11 @@ class RedisServer:
 
     __test__ = False
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *, password: str | None = None
+    ) -> None:
         self.directory = directory
+        self.password = password  # requirepass: clients must AUTH
         self.host = HOST
         self.port = port or free_port(HOST)
         self._process: subprocess.Popen[bytes] | None = None
@@ -98,6 +101,7 @@ class RedisServer:
             "--appendonly", "no",
             "--daemonize", "no",
             "--dir", str(self.directory),
+            *(["--requirepass", self.password] if self.password else []),
         ]  # fmt: skip
 
     def _require_process(self) -> subprocess.Popen[bytes]:
@@ -127,6 +131,9 @@ class RedisServer:
     def _answers_ping(self) -> bool:
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
+                if self.password:  # a NOAUTH error also proves the server is up
+                    sock.sendall(_PING)
+                    return sock.recv(64).startswith((_PONG, b"-NOAUTH"))
                 sock.sendall(_PING)
                 return sock.recv(64).startswith(_PONG)
         except OSError:
