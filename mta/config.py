@@ -104,6 +104,9 @@ class DeliveryConfig:
     max_deliveries_per_connection: int = 100
     max_recipients_per_batch: int = 100
     max_ready: int = 1024
+    tls_ca_file: Path | None = None  # extra CAs for outbound verification (plus the system's)
+    allowed_private_networks: tuple[str, ...] = ()  # CIDRs MX/literal destinations may be in
+    mta_sts_port: int = 443  # the policy host's HTTPS port (a testing knob; RFC 8461 says 443)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -390,6 +393,8 @@ def _validate(config: Config) -> None:
         _guard(f"http.listen[{i}]", parse_hostport, listen)
     for i, network in enumerate(config.http.trusted_networks):
         _guard(f"http.trusted_networks[{i}]", ipaddress.ip_network, network)
+    for i, network in enumerate(config.delivery.allowed_private_networks):
+        _guard(f"delivery.allowed_private_networks[{i}]", ipaddress.ip_network, network)
     for i, server in enumerate(config.dns.nameservers):
         _guard(f"dns.nameservers[{i}]", lambda text: parse_hostport(text, default_port=53), server)
     for i, route in enumerate(config.routes):
@@ -478,6 +483,9 @@ def _validate_ranges(config: Config) -> None:
             raise ConfigError(f"{key}: must be greater than zero, got {value}")
     if not 0 < config.delivery.smtp_port < 65536:
         raise ConfigError(f"delivery.smtp_port: {config.delivery.smtp_port} is not a TCP port")
+    if not 0 < config.delivery.mta_sts_port < 65536:
+        port = config.delivery.mta_sts_port
+        raise ConfigError(f"delivery.mta_sts_port: {port} is not a TCP port")
     if config.queue.max_retry_interval < config.queue.retry_interval:
         raise ConfigError("queue.max_retry_interval: must not be shorter than retry_interval")
     if not 0 <= config.queue.jitter < 1:
