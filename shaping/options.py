@@ -47,6 +47,7 @@ class EgressPathConfig:
     max_ready: int = 1024
     consecutive_connection_failures_before_delay: int = 100
     enable_tls: TlsMode = "Opportunistic"
+    opportunistic_tls_reconnect_on_failed_handshake: bool = False  # then retry in plain text
     enable_mta_sts: bool = True
     enable_dane: bool = False
     smtp_port: int = 25
@@ -150,6 +151,7 @@ SCALAR_OPTIONS: Final[Mapping[str, Parser]] = MappingProxyType(
         "max_ready": _int_at_least(1),
         "consecutive_connection_failures_before_delay": _int_at_least(1),
         "enable_tls": _tls,
+        "opportunistic_tls_reconnect_on_failed_handshake": _bool,
         "enable_mta_sts": _bool,
         "enable_dane": _bool,
         "smtp_port": _port,
@@ -173,8 +175,7 @@ IGNORED_KUMO_OPTIONS: Final = frozenset(
         "enable_pipelining", "enable_rset", "ignore_8bit_checks", "ip_lookup_strategy",
         "low_memory_reduction_policy", "maintainer_wakeup_strategy", "max_mx_addresses_per_host",
         "max_mx_plan_size", "no_memory_reduction_policy", "openssl_cipher_list",
-        "openssl_cipher_suites", "openssl_options",
-        "opportunistic_tls_reconnect_on_failed_handshake", "prohibited_hosts",
+        "openssl_cipher_suites", "openssl_options", "prohibited_hosts",
         "provider_source_selection_rate", "reconnect_strategy",
         "refresh_interval", "refresh_strategy", "remember_broken_tls", "rustls_cipher_suites",
         "skip_hosts", "smtp_auth_plain_password", "smtp_auth_plain_username",
