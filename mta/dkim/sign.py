@@ -8,6 +8,7 @@ The b= tag is last and empty while hashing, as RFC 6376 3.7 step 2 has the verif
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
@@ -42,9 +43,14 @@ def signed_header_names(
     RFC 6376 8.15)."""
     counts = Counter(name.lower() for name in present)
     names: list[bytes] = []
-    for name in dict.fromkeys(header.lower().encode("ascii") for header in wanted):
+    for name in _lowered(tuple(wanted)):
         names.extend([name] * (counts[name] + (1 if over_sign else 0)))
     return names
+
+
+@functools.lru_cache(maxsize=64)  # one entry per configured headers list
+def _lowered(wanted: tuple[str, ...]) -> tuple[bytes, ...]:
+    return tuple(dict.fromkeys(header.lower().encode("ascii") for header in wanted))
 
 
 class ParsedMessage:
@@ -78,16 +84,26 @@ class ParsedMessage:
         return self._body_hashes[c_value]
 
 
-def signature_header(
-    message: ParsedMessage, params: SignParams, key: SigningKey, timestamp: int
-) -> bytes:
-    """The `DKIM-Signature: ...\r\n` field to prepend to the message."""
+@dataclass(frozen=True, slots=True)
+class Unsigned:
+    """A DKIM-Signature field up to its empty b= tag, and the header hash to sign."""
+
+    value: bytes
+    digest: bytes
+
+    def complete(self, signature: bytes) -> bytes:
+        """The whole `DKIM-Signature: ...\r\n` field, b= holding `signature`."""
+        return HEADER_NAME + b": " + self.value + _fold_b64(base64.b64encode(signature)) + CRLF
+
+
+def prepare(message: ParsedMessage, params: SignParams, algorithm: str, timestamp: int) -> Unsigned:
+    """Everything but the private-key operation: canonicalize, build the tags, hash."""
     policy = CanonicalizationPolicy.from_c_value(params.canonicalization.encode("ascii"))
     present = [name for name, _ in message.headers]
     names = signed_header_names(present, params.headers, params.over_sign)
     tags = [
         (b"v", b"1"),
-        (b"a", key.algorithm.encode("ascii")),
+        (b"a", algorithm.encode("ascii")),
         (b"c", policy.to_c_value()),
         (b"d", params.domain.encode("ascii")),
         (b"s", params.selector.encode("ascii")),
@@ -98,10 +114,20 @@ def signature_header(
     ]
     value: bytes = dkim.fold(b"; ".join(b"=".join(tag) for tag in tags), namelen=len(HEADER_NAME))
     hasher = hashlib.sha256()
-    canonical = policy.canonicalize_headers(message.headers)
+    # Only the fields named in h= are canonicalized (Received and the like can be long);
+    # dropping the others keeps dkimpy's bottom-up choice among repeated fields the same.
+    signed = set(names)
+    canonical = policy.canonicalize_headers([h for h in message.headers if h[0].lower() in signed])
     dkim.hash_headers(hasher, policy, canonical, names, (HEADER_NAME, b" " + value), None)
-    signature = base64.b64encode(key.sign_digest(hasher.digest()))
-    return HEADER_NAME + b": " + value + _fold_b64(signature) + CRLF
+    return Unsigned(value, hasher.digest())
+
+
+def signature_header(
+    message: ParsedMessage, params: SignParams, key: SigningKey, timestamp: int
+) -> bytes:
+    """The `DKIM-Signature: ...\r\n` field to prepend to the message."""
+    unsigned = prepare(message, params, key.algorithm, timestamp)
+    return unsigned.complete(key.sign_digest(unsigned.digest))
 
 
 def _split(message: bytes) -> tuple[bytes, bytes]:
