@@ -7,7 +7,7 @@ import pytest
 
 from mta.config import DkimDomainConfig, DkimKeyConfig
 from mta.dkim.sign import ParsedMessage, SignParams, signature_header
-from mta.dkim.signer import DkimSigner, DomainSigner
+from mta.dkim.signer import INLINE_PREPARE_BYTES, DkimSigner, DomainSigner
 from tests.support.dkim import publish, verify_all, write_key
 
 HEADERS = (
@@ -92,3 +92,22 @@ async def test_rsa_and_ed25519_side_by_side(tmp_path, dns_server) -> None:
         ("ed1", "ed25519-sha256", True),
         ("rsa1", "rsa-sha256", True),
     ]
+
+
+async def test_small_and_large_messages_through_the_signer(tmp_path, dns_server) -> None:
+    """Small messages are hashed on the loop and signed in the pool; large ones (over
+    INLINE_PREPARE_BYTES) go to the pool whole: both verify."""
+    path, key = write_key(tmp_path, "s1")
+    publish(dns_server, "example.org", "s1", key)
+    table = DkimDomainConfig(selector="s1", key_file=path)
+    signer = DkimSigner({"example.org": DomainSigner.from_config("example.org", table)})
+    large = HEADERS + b"\r\n" + (b"z" * 76 + b"\r\n") * (INLINE_PREPARE_BYTES // 78 + 10)
+    small = HEADERS + b"\r\n" + BODIES["dot-leading"]
+    try:
+        signed = [await signer.sign(data, "alice@example.org") for data in (small, large)]
+    finally:
+        signer.close()
+
+    assert len(large) > INLINE_PREPARE_BYTES
+    for message in signed:
+        assert [r.ok for r in await verify_all(message, dns_server.port)] == [True]
