@@ -17,6 +17,8 @@ from mta.http import HttpServer, NodeHealth
 from mta.http.admin_routes import ADMIN_OPENAPI_PATHS, add_admin_routes
 from mta.inbound import Inbound
 from mta.inject import InjectService
+from mta.log_metrics import RecordLogCollector
+from mta.log_segments import SegmentPolicy
 from mta.logs import RecordLog
 from mta.metrics import Metrics
 from mta.queue.admin import QueueAdmin
@@ -24,6 +26,7 @@ from mta.queue.events import QueueEvents
 from mta.queue.manager import QueueManager
 from mta.smtp import SmtpServer
 from mta.units import parse_hostport
+from mta.webhooks import WebhookCollector, Webhooks
 from spool import Spool
 
 logger = logging.getLogger(__name__)
@@ -78,7 +81,13 @@ class Node:
             stdout=config.log.stdout,
             path=config.log.path,
             stream=records_stream,
+            segments=SegmentPolicy(
+                config.log.segment_max_bytes, config.log.segment_max_age, config.log.retention
+            ),
         )
+        # Secret files are read now: a missing one stops the start.
+        self.webhooks = Webhooks(config.webhooks, config.spool.path)
+        self.records.add_listener(self.webhooks.observe)
         self.spool = Spool(
             config.spool.path, min_free_bytes=config.spool.min_free_bytes, fsync=config.spool.fsync
         )
@@ -111,6 +120,8 @@ class Node:
             config, spool=self.spool, queue=self.queue, acceptor=self.acceptor, records=self.records
         )
         self.api.metrics.registry.register(EgressCollector(self.egress))
+        self.api.metrics.registry.register(RecordLogCollector(self.records))
+        self.api.metrics.registry.register(WebhookCollector(self.webhooks.stats))
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
@@ -121,6 +132,7 @@ class Node:
         try:
             recovered = await self.spool.open()
             logger.info("spool %s: %d messages recovered", self.config.spool.path, len(recovered))
+            await self.webhooks.start()
             await self.egress.start(self.api.admin, self.records)
             await self.queue.start(recovered)
             await self.smtp.start()
@@ -148,6 +160,7 @@ class Node:
         await self.queue.shutdown(drain)
         await self.engine.close()
         await self.egress.close()
+        await self.webhooks.close()  # after the last outcome record; unsent stays on disk
         await self.spool.close()
         if self.signer is not None:
             self.signer.close()

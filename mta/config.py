@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from mta.logs import RecordType
 from mta.units import Duration, parse_duration, parse_hostport, parse_size
 from shaping.spec import parse_throttle_spec
 
@@ -217,8 +219,33 @@ class DkimDomainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
-    path: Path | None = None
+    path: Path | None = None  # rotating segment files here (none = stdout only)
     stdout: bool = True
+    segment_max_bytes: int = 100 * 1024 * 1024  # a segment is closed and compressed past this
+    segment_max_age: Duration = Duration(3600.0)  # ... or once it is this old
+    retention: Duration = Duration(7 * 86400.0)  # closed segments older are deleted; 0 = never
+
+
+# What KumoMTA users expect a webhook to carry: outcomes, not receptions.
+WEBHOOK_DEFAULT_TYPES: tuple[RecordType, ...] = (
+    "Delivery", "Bounce", "TransientFailure", "Expiration", "AdminBounce", "Rejection",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookConfig:
+    """`[[webhooks]]`: POST batches of log records (a JSON array) to `url`, signed, durably."""
+
+    url: str = ""
+    name: str = ""  # queue directory and metrics label; default: a hash of the URL
+    types: tuple[RecordType, ...] = WEBHOOK_DEFAULT_TYPES
+    batch_size: int = 100
+    max_delay: Duration = Duration(1.0)  # a partial batch waits at most this long
+    secret_file: Path | None = None  # HMAC-SHA256 key; X-MTA-Signature header when set
+    timeout: Duration = Duration(10.0)
+    max_backlog: int = 100_000  # records queued on disk; beyond, the oldest are dropped
+    retry_interval: Duration = Duration(1.0)  # first retry; doubles up to max_retry_interval
+    max_retry_interval: Duration = Duration(300.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +263,7 @@ class Config:
     redis: RedisConfig = dataclasses.field(default_factory=RedisConfig)
     tsa: TsaConfig = dataclasses.field(default_factory=TsaConfig)
     dkim: Mapping[str, DkimDomainConfig] = dataclasses.field(default_factory=dict)
+    webhooks: tuple[WebhookConfig, ...] = ()
 
 
 def load_config(
@@ -417,6 +445,7 @@ def _validate(config: Config) -> None:
     _validate_ranges(config)
     _validate_cluster(config)
     _validate_dkim(config)
+    _validate_logs(config)
 
 
 def _validate_smtp_security(smtp: SmtpConfig) -> None:
@@ -512,3 +541,27 @@ def _validate_dkim(config: Config) -> None:
             if key.selector in seen:
                 raise ConfigError(f"{where}.selector: {key.selector!r} is listed twice")
             seen.add(key.selector)
+
+
+_WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")  # a safe directory name
+
+
+def _validate_logs(config: Config) -> None:
+    if config.log.segment_max_bytes <= 0 or config.log.segment_max_age <= 0:
+        raise ConfigError("log.segment_max_bytes, log.segment_max_age: must be greater than zero")
+    seen: set[str] = set()
+    for i, hook in enumerate(config.webhooks):
+        path = f"webhooks[{i}]"
+        if not hook.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{path}.url: expected an http:// or https:// URL, got {hook.url!r}")
+        if hook.name and not _WEBHOOK_NAME.match(hook.name):
+            raise ConfigError(f"{path}.name: use letters, digits, '.', '_' and '-' only")
+        for key in ("batch_size", "max_backlog", "timeout", "retry_interval"):
+            if getattr(hook, key) <= 0:
+                raise ConfigError(f"{path}.{key}: must be greater than zero")
+        if hook.max_retry_interval < hook.retry_interval:
+            raise ConfigError(f"{path}.max_retry_interval: must not be shorter than retry_interval")
+        key = hook.name or hook.url
+        if key in seen:
+            raise ConfigError(f"{path}: a second webhook for {key!r}; give each a distinct name")
+        seen.add(key)

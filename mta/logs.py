@@ -4,6 +4,7 @@ Every outcome (reception, delivery, transient failure, bounce, ...) becomes one 
 are built and serialised on the caller's path but written by a background task: `record()` only
 appends to a bounded in-memory buffer, so a slow pipe or disk can never stall delivery. When the
 buffer is full the record is counted in `dropped` instead (never block, never grow unbounded).
+Sinks: stdout, and rotating compressed segment files under `[log] path` (`mta.log_sink`).
 Listeners (metrics, webhooks, the TSA publisher) get every record as a dict, dropped or not.
 """
 
@@ -18,10 +19,12 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 import orjson
 
+from mta.log_segments import SegmentPolicy
+from mta.log_sink import SegmentSink
 from mta.replies import Reply
 
 _log = logging.getLogger(__name__)
@@ -38,7 +41,6 @@ RecordType = Literal[
 ]
 Listener = Callable[[dict[str, Any]], None]
 
-RECORDS_FILE_NAME = "records.jsonl"
 DEFAULT_MAX_BUFFER = 100_000
 # Lines handed to one writer thread call: large enough to amortise the thread hop, small enough
 # that a huge backlog does not build one giant string.
@@ -183,8 +185,9 @@ def _peer_fields(peer: PeerAddressLike | None) -> dict[str, str] | None:
 class RecordLog:
     """Builds KumoMTA-shaped log records and writes them, one JSON line each, off the loop.
 
-    Sinks: stdout (or `stream`) when `stdout` is true, and `<path>/records.jsonl` when `path`
-    is given. `record()` never blocks; `start()` runs the writer, `close()` flushes and stops it.
+    Sinks: stdout (or `stream`) when `stdout` is true, and segment files under `path` (rotated
+    and compressed by `segments`) when `path` is given. `record()` never blocks; `start()` runs
+    the writer, `close()` flushes and stops it.
     Call `record()` from the event loop's thread (it wakes the writer through an asyncio.Event).
     """
 
@@ -196,6 +199,7 @@ class RecordLog:
         path: Path | None = None,
         stream: TextIO | None = None,
         max_buffer: int = DEFAULT_MAX_BUFFER,
+        segments: SegmentPolicy | None = None,
     ) -> None:
         if max_buffer < 1:
             raise ValueError("max_buffer must be at least 1")
@@ -205,8 +209,7 @@ class RecordLog:
         self.write_errors = 0
         self._stdout = stdout
         self._stream = stream
-        self._path = path
-        self._file: IO[bytes] | None = None
+        self._sink = None if path is None else SegmentSink(path, segments or SegmentPolicy())
         self._max_buffer = max_buffer
         self._buffer: deque[bytes] = deque()
         self._listeners: list[Listener] = []
@@ -328,9 +331,11 @@ class RecordLog:
         self._wakeup = asyncio.Event()
         self._wakeup.set()
         self._task = asyncio.create_task(self._run(), name="record-log-writer")
+        if self._sink is not None:
+            await self._sink.start()
 
     async def close(self) -> None:
-        """Write everything buffered, stop the writer and close the file. Idempotent."""
+        """Write everything buffered, stop the writer and close the files. Idempotent."""
         self._closing = True
         task, self._task = self._task, None
         if task is not None:
@@ -343,10 +348,9 @@ class RecordLog:
                 _log.error("log writer failed", exc_info=task.exception())
         self._wakeup = None
         await self._drain()  # records logged after the task stopped, or without start()
-        async with self._drain_lock:
-            if self._file is not None:
-                file, self._file = self._file, None
-                await asyncio.to_thread(file.close)
+        if self._sink is not None:
+            async with self._drain_lock:
+                await self._sink.close()
 
     async def _run(self) -> None:
         assert self._wakeup is not None
@@ -366,6 +370,8 @@ class RecordLog:
                     self.written += len(batch)
                 else:
                     self.write_errors += 1
+                if self._sink is not None:
+                    self._sink.notify()
 
     def _write_batch(self, batch: list[bytes]) -> bool:
         """Runs in a worker thread, the only place that touches the sinks; False on an error."""
@@ -375,22 +381,14 @@ class RecordLog:
         # A failed batch is lost for that sink; the writer carries on with the next one.
         if self._stdout:
             ok = _guarded(self._write_stream, data) and ok
-        if self._path is not None:
-            ok = _guarded(self._write_file, data) and ok
+        if self._sink is not None:
+            ok = _guarded(self._sink.write, data) and ok
         return ok
 
     def _write_stream(self, data: bytes) -> None:
         stream = self._stream if self._stream is not None else sys.stdout
         stream.write(data.decode())
         stream.flush()
-
-    def _write_file(self, data: bytes) -> None:
-        if self._file is None:
-            assert self._path is not None
-            self._path.mkdir(parents=True, exist_ok=True)
-            self._file = (self._path / RECORDS_FILE_NAME).open("ab")
-        self._file.write(data)
-        self._file.flush()  # visible to readers after each batch; durability is not needed here
 
 
 def _guarded(write: Callable[[bytes], None], data: bytes) -> bool:

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
+from mta.log_segments import read_lines, segment_files
 from mta.logs import (
     DEFAULT_BOUNCE_RULES,
-    RECORDS_FILE_NAME,
     BounceClassifier,
     PeerAddress,
     RecordLog,
@@ -193,6 +193,11 @@ def test_rejection_record() -> None:
     assert entry["peer_address"] == {"name": "", "addr": "198.51.100.4"}
 
 
+def _file_bytes(directory: Path) -> bytes:
+    """Every line of the record files (segments, compressed or not) under `directory`."""
+    return b"".join(line for path in segment_files(directory) for line in read_lines(path))
+
+
 async def test_record_goes_to_the_file_as_one_json_line(tmp_path: Path) -> None:
     directory = tmp_path / "logs" / "node-0"  # created on first write
     log = RecordLog(nodeid=NODEID, stdout=False, path=directory)
@@ -200,7 +205,7 @@ async def test_record_goes_to_the_file_as_one_json_line(tmp_path: Path) -> None:
     await log.start()
     _delivery(log)
     await log.close()
-    raw = (directory / RECORDS_FILE_NAME).read_bytes()
+    raw = _file_bytes(directory)
     assert raw.endswith(b"\n") and raw.count(b"\n") == 1
     assert orjson.loads(raw) == seen[0]
     assert log.written == 1 and log.dropped == 0
@@ -212,7 +217,7 @@ async def test_file_is_appended_across_instances(tmp_path: Path) -> None:
         await log.start()
         _delivery(log, num_attempts=attempt)
         await log.close()
-    lines = (tmp_path / RECORDS_FILE_NAME).read_bytes().splitlines()
+    lines = _file_bytes(tmp_path).splitlines()
     assert [orjson.loads(line)["num_attempts"] for line in lines] == [0, 1]
 
 
@@ -313,7 +318,7 @@ async def test_broken_stdout_does_not_stop_the_file(tmp_path: Path) -> None:
     _delivery(log)
     await log.close()
     assert log.write_errors == 1
-    assert len((tmp_path / RECORDS_FILE_NAME).read_bytes().splitlines()) == 1
+    assert len(_file_bytes(tmp_path).splitlines()) == 1
 
 
 async def test_listeners_cannot_fail_the_caller_or_alter_the_line(
