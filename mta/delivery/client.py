@@ -14,6 +14,8 @@ the replies, which aiosmtplib would drop when several arrive in one read.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,9 +36,11 @@ from shaping.options import EgressPathConfig
 
 from . import replies as r
 from .pipeline import DATA, RSET, MalformedReply, mail_command, rcpt_command, take_reply
-from .tls import TlsContexts, is_required, tls_action
+from .tls import DISABLED, TlsContexts, is_required, may_reconnect_in_plain, tls_action
 from .transaction import END_OF_DATA, Transaction, encode_data, mail_options, size_limit
 from .types import Job, Outcome, PeerAddress
+
+logger = logging.getLogger(__name__)
 
 QUIT_TIMEOUT = 5.0  # QUIT is a courtesy; never hold a worker for it
 SERVICE_READY = 220
@@ -75,6 +79,8 @@ class SessionSettings:
     tls_mode: str
     timeouts: Timeouts
     tls_contexts: TlsContexts
+    # The path's `opportunistic_tls_reconnect_on_failed_handshake`.
+    reconnect_in_plain: bool = False
 
 
 class HostFailure(Exception):
@@ -83,6 +89,10 @@ class HostFailure(Exception):
     def __init__(self, outcome: Outcome) -> None:
         super().__init__(str(outcome.reply))
         self.outcome = outcome
+
+
+class TlsHandshakeFailure(HostFailure):
+    """The TLS handshake after STARTTLS failed (a certificate that does not verify too)."""
 
 
 class StaleSession(Exception):
@@ -205,7 +215,21 @@ class SmtpSession:
 
     @classmethod
     async def open(cls, peer: PeerAddress, settings: SessionSettings) -> SmtpSession:
-        """Connect and get ready for MAIL; raises HostFailure."""
+        """Connect and get ready for MAIL; raises HostFailure.
+
+        An opportunistic handshake that fails is retried once on a new connection in plain
+        text when the path allows it (`opportunistic_tls_reconnect_on_failed_handshake`).
+        """
+        try:
+            return await cls._open(peer, settings)
+        except TlsHandshakeFailure as failure:
+            if not may_reconnect_in_plain(settings.tls_mode, settings.reconnect_in_plain):
+                raise
+            logger.info("%s; reconnecting without TLS", failure.outcome.reply)
+        return await cls._open(peer, dataclasses.replace(settings, tls_mode=DISABLED))
+
+    @classmethod
+    async def _open(cls, peer: PeerAddress, settings: SessionSettings) -> SmtpSession:
         smtp = aiosmtplib.SMTP(
             hostname=peer.addr,
             port=settings.port,
@@ -315,7 +339,8 @@ class SmtpSession:
         try:
             reply = await self._command("STARTTLS", self._timeouts.ehlo, upgrade)
         except (_ProtocolError, *NETWORK_ERRORS) as error:
-            raise self._failure(r.tls_failed(self.peer, error), "STARTTLS") from None
+            outcome = self.outcome(r.tls_failed(self.peer, error), "STARTTLS")
+            raise TlsHandshakeFailure(outcome) from None
         if reply.code == SERVICE_READY:
             return True
         if is_required(mode) or self.closing or not self._smtp.is_connected:

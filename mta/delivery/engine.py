@@ -29,7 +29,9 @@ from .mx import (
 )
 from .paths import PathCache
 from .pool import SessionPool
+from .private import AddressPolicy, DestinationRefused, destination_not_allowed
 from .replies import S451_CONNECT_FAILED, S451_INTERNAL_ERROR, as_transient
+from .sts_fetch import PolicyFetcher, StsPolicies
 from .tls import TlsContexts
 from .types import Job, Outcome, PathThrottled, PeerAddress, Site, SiteError
 
@@ -57,7 +59,12 @@ class DeliveryEngine:
         self._listeners = tuple(own_addresses)
         self._own: OwnListeners | None = None
         self._pool: SessionPool[SmtpSession] = SessionPool(config.idle_timeout)
-        self._tls_contexts = TlsContexts()
+        self._tls_contexts = TlsContexts(config.tls_ca_file)
+        self._address_policy = AddressPolicy.from_config(config.allowed_private_networks)
+        fetcher = PolicyFetcher(
+            self._tls_contexts, resolver, self._address_policy, config.mta_sts_port
+        )
+        self._sts = StsPolicies(resolver, fetcher)
         self._rng = random.Random()
         self.rules = rules or ShapingRules.load([delivery_layer(config)])
         self.shaper = shaper or Shaper(MemoryThrottle(), MemoryLeases())
@@ -66,17 +73,18 @@ class DeliveryEngine:
     # -- sites -------------------------------------------------------------------------
 
     async def site_for(self, domain: str, route: RouteConfig | None) -> Site:
-        """The site for `domain` (a relay route skips the MX lookup), with the shaping
-        settings of its egress path; raises SiteError."""
-        relay = route is not None and route.relay is not None
+        """The site for `domain` (a relay route skips the MX lookup and MTA-STS), with the
+        shaping settings of its egress path and the domain's MTA-STS policy applied;
+        raises SiteError."""
         if route is not None and route.relay is not None:
             host, port = parse_hostport(route.relay, default_port=self._config.smtp_port)
             site = Site(relay_site_name(host, port), ((host,),), port, self._config.enable_tls)
-        else:
-            site = await self._resolver.resolve_site(
-                domain, port=self._config.smtp_port, tls=self._config.enable_tls
-            )
-        return await self._without_self(self._paths.shape(domain, site, relay=relay))
+            return await self._without_self(self._paths.shape(domain, site, relay=True))
+        site = await self._resolver.resolve_site(
+            domain, port=self._config.smtp_port, tls=self._config.enable_tls
+        )
+        site = await self._without_self(self._paths.shape(domain, site, relay=False))
+        return await self._sts.apply(domain, site)
 
     async def _own_listeners(self) -> OwnListeners:
         if self._own is None:
@@ -178,38 +186,56 @@ class DeliveryEngine:
         session.on_close = lambda: grant.__aexit__(None, None, None)
         return session
 
-    async def _open(self, site: Site) -> SmtpSession:
-        """A session with the first host that works (raises HostFailure, always transient:
-        a host refusing to talk is not the recipient's fault)."""
+    def _settings(self, site: Site) -> SessionSettings:
         path = site.path
-        settings = SessionSettings(
+        return SessionSettings(
             path.ehlo_domain or self._ehlo_name,
             site.port,
             site.tls,
             Timeouts.from_config(path),
             self._tls_contexts,
+            path.opportunistic_tls_reconnect_on_failed_handshake,
         )
-        last = Outcome(S451_NO_HOSTS)
+
+    async def _open(self, site: Site) -> SmtpSession:
+        """A session with the first host that works. Raises HostFailure: transient (a host
+        refusing to talk is not the recipient's fault), except when every address of every
+        host is one that delivery may not connect to (private.py): then permanent."""
+        settings = self._settings(site)
+        walk = _Walk()
         for host in connection_order(site.hosts, self._rng):
             try:
-                for peer in await self._peers(site, host):
-                    try:
-                        return await SmtpSession.open(peer, settings)
-                    except HostFailure as failure:
-                        logger.info("%s: %s", site.name, failure.outcome.reply)
-                        last = failure.outcome
+                peers = await self._peers(site, host)
+            except DestinationRefused as refusal:
+                walk.refused(refusal.outcome)
+                continue
             except SiteError as error:
-                last = error.outcome
-        raise HostFailure(dataclasses.replace(last, reply=as_transient(last.reply)))
+                walk.failed(error.outcome)
+                continue
+            for peer in peers:
+                try:
+                    return await SmtpSession.open(peer, settings)
+                except HostFailure as failure:
+                    logger.info("%s: %s", site.name, failure.outcome.reply)
+                    walk.failed(failure.outcome)
+        raise HostFailure(walk.outcome())
 
     async def _peers(self, site: Site, host: str) -> list[PeerAddress]:
-        """The addresses of `host` to connect to; ours are refused (a loop)."""
+        """The addresses of `host` to connect to; ours are refused (a loop), and so are
+        private ones unless allowed (a relay route is allowed anything)."""
         own = await self._own_listeners()
         peers = [PeerAddress(host, addr) for addr in await self._addresses(site, host)]
         looping = [peer for peer in peers if own.is_own(peer.addr, site.port)]
         if looping and len(looping) == len(peers):
             raise SiteError(Outcome(S554_MAIL_LOOP, "connect", looping[0]))
-        return [peer for peer in peers if peer not in looping]
+        peers = [peer for peer in peers if peer not in looping]
+        if is_relay(site):
+            return peers
+        allowed = [peer for peer in peers if self._address_policy.permits(peer.addr)]
+        if not allowed:
+            refused = Outcome(destination_not_allowed(peers[0]), "connect", peers[0])
+            raise DestinationRefused(refused)
+        return allowed
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -217,5 +243,28 @@ class DeliveryEngine:
         return self._pool.idle(site_name)
 
     async def close(self) -> None:
-        """QUIT and close every pooled session."""
+        """QUIT and close every pooled session; stop MTA-STS fetches."""
         await self._pool.close()
+        await self._sts.close()
+
+
+class _Walk:
+    """What trying the MX hosts in turn came to: the last failure, made transient, unless
+    every host was refused for its addresses alone (a permanent refusal then)."""
+
+    def __init__(self) -> None:
+        self._last = Outcome(S451_NO_HOSTS)
+        self._refusal: Outcome | None = None
+        self._other = False
+
+    def refused(self, outcome: Outcome) -> None:
+        self._refusal = self._refusal or outcome
+
+    def failed(self, outcome: Outcome) -> None:
+        self._last = outcome
+        self._other = True
+
+    def outcome(self) -> Outcome:
+        if self._refusal is not None and not self._other:
+            return self._refusal
+        return dataclasses.replace(self._last, reply=as_transient(self._last.reply))

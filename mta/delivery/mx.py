@@ -214,6 +214,7 @@ class MxResolver:
         self._bounds = TtlBounds(config.min_ttl, config.max_ttl)
         self._sites: TtlCache[Groups | Reply] = TtlCache(clock=clock)
         self._hosts: TtlCache[tuple[str, ...] | Reply] = TtlCache(clock=clock)
+        self._txt: TtlCache[Lookup] = TtlCache(clock=clock)
 
     async def resolve_site(self, domain: str, *, port: int, tls: str) -> Site:
         """The site for `domain`; raises SiteError for null MX, NXDOMAIN or DNS failure."""
@@ -242,6 +243,15 @@ class MxResolver:
         if isinstance(found, Reply):
             raise SiteError(Outcome(_about(found, key), "dns"))
         return list(found)
+
+    async def txt(self, name: str) -> Lookup:
+        """The TXT records of `name` (such as "_mta-sts.example.com"), cached like the rest."""
+        key = normalize_host(name)
+        found = self._txt.get(key)
+        if found is None:
+            found = await self._query(key, "TXT")
+            self._txt.put(key, found, self._bounds.clamp(found))
+        return found
 
     async def _lookup_site(self, domain: str) -> tuple[Groups | Reply, float]:
         lookup = await self._query(domain, "MX")

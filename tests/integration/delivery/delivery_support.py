@@ -37,6 +37,7 @@ def delivery_config(port: int, **overrides: Any) -> DeliveryConfig:
         "data_timeout": SHORT,
         "data_dot_timeout": SHORT,
         "idle_timeout": Duration(10.0),
+        "allowed_private_networks": ("127.0.0.0/8",),  # the sinks live on loopback
     }
     settings.update(overrides)
     return DeliveryConfig(**settings)

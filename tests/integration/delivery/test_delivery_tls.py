@@ -15,13 +15,13 @@ from tests.integration.delivery.delivery_support import (
 from tests.support.tls import make_self_signed_cert, make_self_signed_context
 
 
-async def test_opportunistic_uses_starttls_when_offered(
+async def test_opportunistic_insecure_uses_starttls_when_offered(
     mx: MxLayout, sink_factory: SinkFactory, make_engine: EngineFactory
 ) -> None:
     sink = await sink_factory(
         host=mx.mx1, port=mx.port, starttls=make_self_signed_context("mx1.example.com")
     )
-    engine = make_engine(mx.port, enable_tls="Opportunistic")
+    engine = make_engine(mx.port, enable_tls="OpportunisticInsecure")
     site = await engine.site_for("example.com", None)
 
     outcome = (await engine.deliver(site, job("a@example.com")))["a@example.com"]

@@ -34,16 +34,17 @@ def test_unknown_tls_mode_is_an_error() -> None:
         tls_action("Sometimes", True)
 
 
-def test_only_required_verifies_and_contexts_match() -> None:
+def test_the_insecure_modes_do_not_verify_and_contexts_match() -> None:
     contexts = TlsContexts()
-    assert [
-        m for m in ("Opportunistic", "Required", "RequiredInsecure") if verifies_certificate(m)
-    ] == ["Required"]
+    modes = ("Opportunistic", "OpportunisticInsecure", "Required", "RequiredInsecure")
+    assert [m for m in modes if verifies_certificate(m)] == ["Opportunistic", "Required"]
     verified = contexts.for_mode("Required")
     assert verified.verify_mode == ssl.CERT_REQUIRED and verified.check_hostname
+    assert verified.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert contexts.for_mode("Opportunistic") is verified  # built once, shared
     loose = contexts.for_mode("RequiredInsecure")
     assert loose.verify_mode == ssl.CERT_NONE and not loose.check_hostname
-    assert contexts.for_mode("Opportunistic") is loose  # built once, shared
+    assert contexts.for_mode("OpportunisticInsecure") is loose
 
 
 def test_exact_listener_matches_its_address_and_port_only() -> None:
