@@ -46,6 +46,7 @@ def node_settings(
             "data_timeout": "5s",
             "data_dot_timeout": "5s",
             "idle_timeout": "1s",
+            "allowed_private_networks": ["127.0.0.0/8"],  # sinks are on loopback
         },
         "queue": {
             "retry_interval": "1s",
