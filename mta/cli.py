@@ -16,7 +16,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from mta import cli_dkim, cli_inject, cli_queue, cli_rules, cli_shaping, cli_tsa
+from mta import cli_dkim, cli_inject, cli_log, cli_queue, cli_rules, cli_shaping, cli_tsa
 from mta.cli_common import CONNECTION_OPTIONS, Parser, add_connection_options, option
 from mta.config import Config, ConfigError, load_config
 from mta.units import parse_hostport
@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_dkim.register(commands)
     cli_shaping.register(commands)
     cli_tsa.register(commands)
+    cli_log.register(commands)
     return parser
 
 
