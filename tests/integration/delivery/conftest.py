@@ -13,7 +13,10 @@ import pytest
 
 from mta.config import DnsConfig
 from mta.delivery import DeliveryEngine, MxResolver
+from mta.egress.rules import delivery_layer
 from mta.units import Duration
+from shaping.loader import read_text
+from shaping.rules import ShapingRules
 from tests.integration.delivery.delivery_support import EngineFactory, MxLayout, delivery_config
 from tests.support.dns_server import TestDNSServer
 from tests.support.net import free_port, unused_loopback_address
@@ -41,17 +44,28 @@ def dns_config(dns_server: TestDNSServer) -> DnsConfig:
 
 @pytest.fixture
 async def make_engine(dns_config: DnsConfig) -> AsyncIterator[EngineFactory]:
-    """`make_engine(port, own_addresses=(), **DeliveryConfig overrides)`; closed at teardown."""
+    """`make_engine(port, own_addresses=(), shaping=None, **DeliveryConfig overrides)`;
+    `shaping` is the text of a shaping file merged over `[delivery]`; closed at teardown."""
     engines: list[DeliveryEngine] = []
 
     def make(
-        port: int, *, own_addresses: Iterable[tuple[str, int]] = (), **overrides: Any
+        port: int,
+        *,
+        own_addresses: Iterable[tuple[str, int]] = (),
+        shaping: str | None = None,
+        **overrides: Any,
     ) -> DeliveryEngine:
+        config = delivery_config(port, **overrides)
+        rules = None
+        if shaping is not None:
+            layers = [delivery_layer(config), read_text("test-shaping.toml", shaping)]
+            rules = ShapingRules.load(layers)
         engine = DeliveryEngine(
-            delivery_config(port, **overrides),
+            config,
             MxResolver(dns_config),
             ehlo_name="mta.test",
             own_addresses=own_addresses,
+            rules=rules,
         )
         engines.append(engine)
         return engine
