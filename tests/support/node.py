@@ -188,7 +188,7 @@ class NodeProcess(RecordsMixin):
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float = 20.0) -> None:
-        settings = {**self.settings, "log": {"stdout": True}}
+        settings = {**self.settings, "log": {**self.settings.get("log", {}), "stdout": True}}
         self.config_path.write_text(_to_toml(settings))
         env = {k: v for k, v in os.environ.items() if not k.startswith("MTA_")}
         with self.stderr_path.open("ab") as stderr:
@@ -251,11 +251,12 @@ class NodeProcess(RecordsMixin):
 def _to_toml(settings: Mapping[str, Any]) -> str:
     lines: list[str] = []
     for section, values in settings.items():
-        if section == "routes":
+        if isinstance(values, list):  # arrays of tables ([[routes]], [[webhooks]]) come last
             continue
         lines.append(f"[{section}]")
         lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
-    for route in settings.get("routes", []):
-        lines.append("[[routes]]")
-        lines.extend(f"{key} = {json.dumps(value)}" for key, value in route.items())
+    for section, tables in settings.items():
+        for table in tables if isinstance(tables, list) else []:
+            lines.append(f"[[{section}]]")
+            lines.extend(f"{key} = {json.dumps(value)}" for key, value in table.items())
     return "\n".join(lines) + "\n"
