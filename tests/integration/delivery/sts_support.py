@@ -12,6 +12,7 @@ from tests.support.dns_server import TestDNSServer
 from tests.support.net import free_port, unused_loopback_address
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
+MOVED_PATH = "/moved/mta-sts.txt"  # serves the policy too: a followed redirect would work
 
 
 class TestPki:
@@ -46,7 +47,7 @@ class PolicyServer:
         self.policy = policy
         self.status = 200
         self.content_type = "text/plain"
-        self.location: str | None = None  # answer with a redirect there
+        self.redirect = False  # answer the policy path with a redirect to MOVED_PATH
         self.hits = 0
         self._context = context
         self._runner: web.AppRunner | None = None
@@ -54,6 +55,7 @@ class PolicyServer:
     async def __aenter__(self) -> PolicyServer:
         app = web.Application()
         app.router.add_get(POLICY_PATH, self._policy)
+        app.router.add_get(MOVED_PATH, self._moved)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port, ssl_context=self._context).start()
@@ -62,6 +64,12 @@ class PolicyServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    async def restart(self, context: ssl.SSLContext) -> None:
+        """Serve on the same address with another certificate."""
+        await self.stop()
+        self._context = context
+        await self.__aenter__()
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
@@ -69,14 +77,17 @@ class PolicyServer:
 
     async def _policy(self, request: web.Request) -> web.Response:
         self.hits += 1
-        if self.location is not None:
-            raise web.HTTPFound(self.location)
+        if self.redirect:
+            raise web.HTTPFound(MOVED_PATH)
         return web.Response(status=self.status, text=self.policy, content_type=self.content_type)
+
+    async def _moved(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.policy, content_type="text/plain")
 
 
 def publish(dns: TestDNSServer, domain: str, server: PolicyServer, policy_id: str) -> None:
     """The `_mta-sts` TXT record (replacing any) and the policy host's address."""
     dns.remove(f"_mta-sts.{domain}", "TXT")
-    dns.add(f"_mta-sts.{domain}", "TXT", f'"v=STSv1; id={policy_id};"', ttl=1)
+    dns.add(f"_mta-sts.{domain}", "TXT", f'"v=STSv1; id={policy_id};"', ttl=0)
     dns.remove(f"mta-sts.{domain}", "A")
     dns.add(f"mta-sts.{domain}", "A", server.host)
