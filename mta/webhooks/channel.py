@@ -105,7 +105,7 @@ class WebhookChannel:
 
     async def start(self) -> None:
         """Open the disk queue (records left by an earlier run go out first) and the tasks."""
-        outbox = Outbox(self.directory, max_records=self.config.max_backlog)
+        outbox = Outbox(self.directory, max_records=self.config.max_backlog, what="webhook queue")
         await asyncio.to_thread(outbox.load, self.config.url)
         self._outbox = outbox
         self._session = self._session_factory()

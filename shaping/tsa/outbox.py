@@ -63,11 +63,17 @@ class Outbox:
     """
 
     def __init__(
-        self, directory: Path, *, max_records: int, segment_records: int = SEGMENT_RECORDS
+        self,
+        directory: Path,
+        *,
+        max_records: int,
+        segment_records: int = SEGMENT_RECORDS,
+        what: str = "TSA outbox",  # how log lines name it (the outbox also serves webhooks)
     ) -> None:
         if max_records < 1 or segment_records < 1:
             raise ValueError("max_records and segment_records must be at least 1")
         self.directory = directory
+        self.what = what
         self.max_records = max_records
         self.dropped = 0  # records dropped by the bound since this object was made
         self._segment_records = segment_records
@@ -218,7 +224,8 @@ class Outbox:
             return
         self.dropped += excess
         logger.warning(
-            "TSA outbox %s over %d records: dropped the %d oldest",
+            "%s %s over %d records: dropped the %d oldest",
+            self.what,
             self.directory,
             self.max_records,
             excess,
