@@ -203,7 +203,39 @@ _SUMMARY = _object(
             ),
         },
         "total": _object({"count": _COUNT, "recipients": _COUNT, "ages": _AGES}),
-    }
+        "rules": {
+            "type": "array",
+            "description": "Bounces and suspensions in force (admin or automation)",
+            "items": _object(
+                {
+                    "kind": {"enum": ["ready_suspension", "suspension", "bounce"]},
+                    "id": _STRING,
+                    "target": _STRING,
+                    "reason": _STRING,
+                    "expires": _TIME,
+                }
+            ),
+        },
+        "shaping_overrides": {
+            "type": "array",
+            "description": "Egress path settings changed by automation, until they expire",
+            "items": _object(
+                {
+                    "origin": _STRING,
+                    "rule_hash": _STRING,
+                    "reason": _STRING,
+                    "expires": _TIME,
+                    "domain": _STRING,
+                    "site_name": _STRING,
+                    "source": _NULLABLE_STRING,
+                    "mx_rollup": {"type": "boolean"},
+                    "option": _STRING,
+                    "value": {},
+                }
+            ),
+        },
+    },
+    "shaping_overrides",
 )
 
 # -- operations ----------------------------------------------------------------------------
