@@ -112,11 +112,22 @@ class DeliveryConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class QueueRateConfig:
+    """`[[queue.rates]]`: a rate for each scheduled queue matching every given part."""
+
+    max_message_rate: str = ""  # required: a throttle spec such as "1000/h"
+    domain: str | None = None  # "example.com", "*.example.com" or "*"
+    tenant: str | None = None
+    campaign: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class QueueConfig:
     retry_interval: Duration = Duration(20 * 60.0)
     max_retry_interval: Duration = Duration(8 * 3600.0)
     max_age: Duration = Duration(7 * 86400.0)
     jitter: float = 0.1
+    rates: tuple[QueueRateConfig, ...] = ()  # first match wins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -442,6 +453,8 @@ def _validate(config: Config) -> None:
     ):
         if spec is not None:
             _guard(key, parse_throttle_spec, spec)
+    for i, rate in enumerate(config.queue.rates):
+        _guard(f"queue.rates[{i}].max_message_rate", parse_throttle_spec, rate.max_message_rate)
     _validate_ranges(config)
     _validate_cluster(config)
     _validate_dkim(config)
