@@ -90,6 +90,11 @@ class SegmentWriter:
         """The open segment, if any."""
         return self._path
 
+    @property
+    def has_closed(self) -> bool:
+        """Whether segments wait in `take_closed()`."""
+        return bool(self._closed)
+
     def deadline(self) -> float | None:
         """When the open segment gets too old (clock time); None when none is open."""
         return None if self._file is None else self._opened_at + self.policy.max_age

@@ -27,7 +27,7 @@ from mta.log_segments import (
 
 _log = logging.getLogger(__name__)
 
-HOUSEKEEPING_INTERVAL: Final = 60.0  # seconds between retention checks when nothing else wakes
+HOUSEKEEPING_INTERVAL: Final = 60.0  # seconds between retention passes (and after rotations)
 
 
 class SegmentSink:
@@ -47,6 +47,8 @@ class SegmentSink:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._planned: float | None = None  # the rotation deadline the task sleeps towards
+        self._next_retention = 0.0  # clock time of the next retention pass
 
     @property
     def current(self) -> Path | None:
@@ -58,8 +60,10 @@ class SegmentSink:
         self._writer.write(data)
 
     def notify(self) -> None:
-        """A batch was written (call on the loop): rotation deadlines and closed files changed."""
-        if self._wake is not None:
+        """A batch was written (call on the loop): wake housekeeping if a segment was closed
+        or a new one opened (its age deadline is new); otherwise there is nothing to do."""
+        writer = self._writer
+        if self._wake is not None and (writer.has_closed or writer.deadline() != self._planned):
             self._wake.set()
 
     async def start(self) -> None:
@@ -95,7 +99,7 @@ class SegmentSink:
             await self._housekeep()
 
     def _sleep(self) -> float:
-        deadline = self._writer.deadline()
+        deadline = self._planned = self._writer.deadline()
         if deadline is None:
             return HOUSEKEEPING_INTERVAL
         return max(0.0, min(HOUSEKEEPING_INTERVAL, deadline - self._clock()))
@@ -105,7 +109,9 @@ class SegmentSink:
         closed, self._leftovers = self._leftovers + self._writer.take_closed(), []
         for path in closed:
             await self._compress(path)
-        await self._retain()
+        if closed or self._clock() >= self._next_retention:  # not a directory scan per batch
+            self._next_retention = self._clock() + HOUSEKEEPING_INTERVAL
+            await self._retain()
 
     async def _compress(self, path: Path) -> None:
         try:
