@@ -16,13 +16,17 @@ import re
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
 import orjson
 
+from mta.bounce import DEFAULT_BOUNCE_RULES as DEFAULT_BOUNCE_RULES  # compatibility
+from mta.bounce import UNCATEGORIZED
+from mta.bounce import BounceClassifier as BounceClassifier  # compatibility
+from mta.bounce import classify_bounce as classify_bounce  # compatibility
 from mta.log_segments import SegmentPolicy
 from mta.log_sink import SegmentSink
 from mta.replies import Reply
@@ -82,100 +86,6 @@ def _enhanced_fields(enhanced: str) -> dict[str, int] | None:
         return None
     cls, subject, detail = (int(part) for part in match.groups())
     return {"class": cls, "subject": subject, "detail": detail}
-
-
-# Bounce classification. Rules mirror the layout of KumoMTA's classifier files
-# (`[rules] ClassName = ["regex", ...]`): an ordered table of class -> patterns, matched against
-# "<code> <enhanced> <text>" (str(Reply)); the first class with a matching pattern wins, so the
-# specific (code + wording) rules come before the broad ones. Codes follow the IANA registry of
-# enhanced status codes (RFC 3463, RFC 5248).
-DEFAULT_BOUNCE_RULES: Mapping[str, Sequence[str]] = {
-    "SpamContent": (
-        r"^5\d\d .*\b(spam content|content (was )?(rejected|blocked)"
-        r"|(looks like|appears to be|identified as|detected as|classified as) spam)",
-        r"^5\d\d [45]\.7\.1 .*\b(virus|malware|phish)",
-    ),
-    "SpamBlock": (
-        r"^5\d\d [45]\.7\.1\b.*\b(spam|block(ed|list(ed)?)?|blacklist(ed)?|reputation|rbl|dnsbl)",
-        r"^5\d\d .*\b(spamhaus|spamcop|barracuda|blacklisted|blocklisted|listed (on|in|at) )",
-    ),
-    "InvalidRecipient": (
-        r"^\d{3} [45]\.1\.[01346]\b",
-        r"^\d{3} .*\b(user unknown|unknown user|no such (user|mailbox|recipient)"
-        r"|recipient (address )?(unknown|rejected)|mailbox (not found|does not exist))",
-        r"^5\d\d .*\b(account|address|mailbox|user) (does not|doesn't) exist",
-    ),
-    "BadDomain": (
-        r"^\d{3} [45]\.1\.(2|10)\b",
-        r"^\d{3} .*\b(domain (not found|does not exist)|host (or domain name )?not found"
-        r"|no such domain|null mx)",
-    ),
-    "InactiveMailbox": (r"^\d{3} [45]\.2\.1\b",),
-    "InvalidSender": (r"^\d{3} [45]\.1\.[78]\b",),
-    "QuotaIssues": (
-        r"^\d{3} [45]\.2\.[23]\b",
-        r"^\d{3} [45]\.3\.[14]\b",
-        r"^\d{3} .*\b(quota|mailbox (is )?full|over ?quota|insufficient (system )?storage)",
-    ),
-    "MessageExpired": (
-        r"^\d{3} [45]\.4\.7\b",
-        r"^\d{3} .*\b(expired|too old|max(imum)? age)",
-    ),
-    "NoAnswerFromHost": (
-        r"^\d{3} [45]\.4\.1\b",
-        r"^\d{3} .*\b(connection refused|timed out|timeout|no route to host|unreachable)",
-    ),
-    "BadConnection": (
-        r"^\d{3} [45]\.4\.2\b",
-        r"^\d{3} .*\b(connection (reset|lost|dropped|closed)|broken pipe|tls handshake)",
-    ),
-    "DNSFailure": (r"^\d{3} [45]\.4\.3\b",),
-    "RoutingErrors": (r"^\d{3} [45]\.4\.[46]\b",),
-    "TooManyRecipients": (r"^\d{3} [45]\.5\.3\b",),
-    "ProtocolErrors": (r"^\d{3} [45]\.[56]\.\d{1,3}\b",),
-    "AuthenticationFailed": (
-        r"^5\d\d [45]\.7\.(8|26)\b",
-        r"^5\d\d .*\b(spf|dkim|dmarc)\b.*\b(fail(ed|ure)?|reject(ed)?)",
-    ),
-    "RelayDenied": (r"^5\d\d .*\brelay(ing)? (denied|not (permitted|allowed))",),
-    "PolicyRelated": (
-        r"^\d{3} [45]\.7\.\d{1,3}\b",
-        r"^\d{3} .*\bpolicy\b",
-    ),
-    "TransientFailure": (
-        r"^4\d\d [45]\.4\.5\b",
-        r"^4\d\d .*\b(try again later|greylist(ed|ing)?|temporarily (deferred|unavailable))",
-    ),
-}
-UNCATEGORIZED = "Uncategorized"
-
-
-class BounceClassifier:
-    """Map a failure reply to a KumoMTA bounce class using an ordered rule table."""
-
-    def __init__(self, rules: Mapping[str, Sequence[str]] = DEFAULT_BOUNCE_RULES) -> None:
-        self._rules = [
-            (name, [re.compile(pattern, re.IGNORECASE) for pattern in patterns])
-            for name, patterns in rules.items()
-        ]
-
-    def classify(self, reply: Reply) -> str:
-        """The class name of the first matching rule; "Uncategorized" for successes or no match."""
-        if reply.is_success:
-            return UNCATEGORIZED
-        line = str(reply)
-        for name, patterns in self._rules:
-            if any(pattern.search(line) for pattern in patterns):
-                return name
-        return UNCATEGORIZED
-
-
-_DEFAULT_CLASSIFIER = BounceClassifier()
-
-
-def classify_bounce(reply: Reply) -> str:
-    """Classify with the default rules (`DEFAULT_BOUNCE_RULES`)."""
-    return _DEFAULT_CLASSIFIER.classify(reply)
 
 
 def _peer_fields(peer: PeerAddressLike | None) -> dict[str, str] | None:
