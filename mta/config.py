@@ -260,6 +260,26 @@ class WebhookConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BounceConfig:
+    """`[bounce]`: classifier rules files layered, in order, over the shipped default rules."""
+
+    rules_files: tuple[Path, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class SuppressionConfig:
+    """`[suppression]`: hard-bounced recipients are refused per tenant until `ttl` passes."""
+
+    enabled: bool = True
+    classes: tuple[str, ...] = ("InvalidRecipient", "BadDomain")  # Bounce classes that add
+    ttl: Duration = Duration(30 * 86400.0)
+
+    def __post_init__(self) -> None:
+        if self.ttl <= 0:
+            raise ConfigError(f"suppression.ttl: must be greater than zero, got {self.ttl}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     node: NodeConfig = dataclasses.field(default_factory=NodeConfig)
     spool: SpoolConfig = dataclasses.field(default_factory=SpoolConfig)
@@ -275,6 +295,8 @@ class Config:
     tsa: TsaConfig = dataclasses.field(default_factory=TsaConfig)
     dkim: Mapping[str, DkimDomainConfig] = dataclasses.field(default_factory=dict)
     webhooks: tuple[WebhookConfig, ...] = ()
+    bounce: BounceConfig = dataclasses.field(default_factory=BounceConfig)
+    suppression: SuppressionConfig = dataclasses.field(default_factory=SuppressionConfig)
 
 
 def load_config(
