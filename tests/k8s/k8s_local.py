@@ -181,10 +181,13 @@ class Process:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def stop(self) -> None:
+        """SIGTERM (the kubelet's way); SIGKILL after 15 s."""
         if self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+
+    def wait(self) -> None:
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)

@@ -40,8 +40,10 @@ GONE = "gone@example.net"  # the sink refuses it: a Bounce record, which nodes p
 def processes() -> Iterator[list[Any]]:
     started: list[Any] = []
     yield started
-    for proc in reversed(started):
+    for proc in started:  # all at once: each shutdown takes a moment
         proc.stop()
+    for proc in started:
+        proc.wait()
 
 
 class _Redis:
@@ -62,6 +64,8 @@ class _Redis:
 
     def stop(self) -> None:
         self.proc.kill()
+
+    def wait(self) -> None:
         self.proc.wait(10)
 
 
