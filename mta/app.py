@@ -126,7 +126,9 @@ class Node:
 
     async def start(self) -> None:
         """Start in a written order: records, HTTP (probes answer "waiting for spool startup"
-        during recovery), spool and queues, SMTP; then ready."""
+        during recovery), spool and queues, SMTP; then ready. The messages the spool recovered
+        are queued again in the background (`queue.wait_recovered()`): SMTP and HTTP inject
+        take mail meanwhile."""
         await self.records.start()
         await self.api.server.start()
         try:

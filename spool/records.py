@@ -108,6 +108,12 @@ def encode_record(rtype: int, msg_id: bytes, meta: bytes = b"", data: bytes = b"
     return b"".join((struct.pack("<I", crc), header[_CRC_START:], msg_id, meta, data))
 
 
+def id_and_meta_lengths(header: bytes) -> tuple[int, int]:
+    """The id and meta lengths of the record with this header (to read only its meta)."""
+    _, _, _, id_len, meta_len, _ = _RECORD_HEADER.unpack_from(header)
+    return int(id_len), int(meta_len)
+
+
 def payload_length(header: bytes) -> int:
     """Payload bytes following this record header (for reading a record in two steps)."""
     _, _, _, id_len, meta_len, data_len = _RECORD_HEADER.unpack_from(header)
@@ -131,8 +137,9 @@ class RecordScanner:
     scanning stopped early (None when the buffer ended cleanly at a record boundary).
     """
 
-    def __init__(self, buf: memoryview, start: int) -> None:
+    def __init__(self, buf: memoryview, start: int, *, with_meta: bool = True) -> None:
         self._buf = buf
+        self._with_meta = with_meta  # False: yield b"" for the meta (recovery needs none)
         self.offset = start
         self.torn: str | None = None
 
@@ -141,7 +148,7 @@ class RecordScanner:
         # flat loop with locals, no helper calls per record.
         buf, end, off = self._buf, len(self._buf), self.offset
         unpack, crc32, header = _RECORD_HEADER.unpack_from, zlib.crc32, RECORD_HEADER_SIZE
-        magic_ok, types = RECORD_MAGIC, RECORD_TYPES
+        magic_ok, types, with_meta = RECORD_MAGIC, RECORD_TYPES, self._with_meta
         try:
             while off < end:
                 if end - off < header:
@@ -164,14 +171,8 @@ class RecordScanner:
                 except UnicodeDecodeError:
                     self.torn = "non-ASCII message id"
                     return
-                yield (
-                    rtype,
-                    off,
-                    length,
-                    msg_id,
-                    bytes(buf[meta_start : meta_start + meta_len]),
-                    data_len,
-                )
+                meta = bytes(buf[meta_start : meta_start + meta_len]) if with_meta else b""
+                yield rtype, off, length, msg_id, meta, data_len
                 off += length
         finally:
             self.offset = off

@@ -21,10 +21,13 @@ logger = logging.getLogger("spool")
 
 @dataclass
 class Recovered:
-    """What recovery rebuilt: the index, raw latest meta per live message, and counters."""
+    """What recovery rebuilt: the index (where each live message's latest meta is), counters.
+
+    The metas themselves are not kept: with a million messages they would be hundreds of
+    megabytes held at once; the Spool reads each back when the caller gets to it.
+    """
 
     index: Index = field(default_factory=Index)
-    metas: dict[str, bytes] = field(default_factory=dict)
     quarantined: int = 0
     highest_segment: int = 0
 
@@ -72,7 +75,7 @@ class _Recovery:
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
             view = memoryview(mapped)
             try:
-                scanner = records.RecordScanner(view, records.SEGMENT_HEADER_SIZE)
+                scanner = records.RecordScanner(view, records.SEGMENT_HEADER_SIZE, with_meta=False)
                 _replay_records(scanner, number, self._result)
             finally:
                 view.release()  # mmap.close() refuses while a view is exported
@@ -116,19 +119,16 @@ class _Recovery:
 
 def _replay_records(scanner: records.RecordScanner, number: int, result: Recovered) -> None:
     # The hot loop of recovery: locals instead of attribute lookups.
-    index, metas = result.index, result.metas
+    index = result.index
+    apply_data, apply_meta, apply_remove = index.apply_data, index.apply_meta, index.apply_remove
     data_type, meta_type = records.DATA, records.META
-    for rtype, offset, length, msg_id, meta, data_len in scanner:
+    for rtype, offset, length, msg_id, _meta, data_len in scanner:
         if rtype == data_type:
-            index.apply_data(msg_id, number, offset, length, data_len)
-            metas[msg_id] = meta
+            apply_data(msg_id, number, offset, length, data_len)
         elif rtype == meta_type:
-            if msg_id in index.entries:
-                index.apply_meta(msg_id, number, offset)
-                metas[msg_id] = meta
+            apply_meta(msg_id, number, offset)  # ignored for unknown ids
         else:
-            index.apply_remove(msg_id, number)
-            metas.pop(msg_id, None)
+            apply_remove(msg_id, number)
 
 
 def _unique(path: Path) -> Path:

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -15,7 +15,7 @@ from spool import ops, records, segments
 from spool.compactor import Compactor
 from spool.errors import SpoolError, SpoolUnavailable, UnknownMessage
 from spool.health import FreeSpace
-from spool.index import DATA_LEN, Index, data_location
+from spool.index import DATA_LEN, META_OFF, META_SEG, NO_SEGMENT, REC_OFF, SEG, Index, data_location
 from spool.lock import DirectoryLock
 from spool.ops import Op
 from spool.recovery import Recovered, recover
@@ -34,6 +34,28 @@ class RecoveredMessage:
     id: str
     meta: dict[str, Any]
     size: int  # message bytes length
+
+
+class RecoveredMessages:
+    """The live messages found by Spool.open(), oldest first, read as they are iterated.
+
+    Each message's latest meta is read back from its segment and decoded only when the
+    iteration reaches it, so that a million recovered messages are never all in memory at
+    once. Messages removed since open() are skipped; those stored since are not included.
+    """
+
+    def __init__(self, spool: Spool, ids: list[str]) -> None:
+        self._spool = spool
+        self._ids = ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[RecoveredMessage]:
+        for msg_id in self._ids:
+            message = self._spool._recovered(msg_id)
+            if message is not None:
+                yield message
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +105,16 @@ class Spool:
         """The spool directory."""
         return self._path
 
-    async def open(self) -> list[RecoveredMessage]:
+    async def open(self) -> RecoveredMessages:
         """Lock the directory, recover its contents and start accepting writes.
 
-        Returns the live messages with their latest meta. Raises SpoolLocked when
-        another process holds the directory.
+        Returns the live messages, whose latest meta is read as they are iterated (see
+        `RecoveredMessages`). Raises SpoolLocked when another process holds the directory.
         """
         if self._state != _NEW:
             raise SpoolError("a Spool can be opened only once")
-        recovered, messages = await asyncio.to_thread(self._open_sync)
+        recovered = await asyncio.to_thread(self._open_sync)
+        messages = RecoveredMessages(self, list(recovered.index.entries))
         try:
             await self._start(recovered)
         except BaseException:
@@ -145,6 +168,26 @@ class Spool:
         except OSError as exc:
             raise SpoolError(f"cannot read message {msg_id!r}: {exc}") from exc
 
+    def read_meta(self, msg_id: str) -> dict[str, Any]:
+        """The message's latest meta (a synchronous pread). UnknownMessage if absent,
+        SpoolError if it cannot be read or is not a JSON object."""
+        self._require_open()
+        entry = self._index.entries.get(msg_id)
+        if entry is None:
+            raise UnknownMessage(msg_id)
+        if entry[META_SEG] == NO_SEGMENT:
+            seg, offset = entry[SEG], entry[REC_OFF]  # the meta inside the DATA record
+        else:
+            seg, offset = entry[META_SEG], entry[META_OFF]
+        try:
+            fd = self._files.fd(seg)
+            header = segments.read_exact(fd, records.RECORD_HEADER_SIZE, offset)
+            id_len, meta_len = records.id_and_meta_lengths(header)
+            raw = segments.read_exact(fd, meta_len, offset + len(header) + id_len)
+            return records.decode_meta(raw)
+        except (OSError, ValueError) as exc:
+            raise SpoolError(f"cannot read the meta of message {msg_id!r}: {exc}") from exc
+
     def __contains__(self, msg_id: object) -> bool:
         return msg_id in self._index.entries
 
@@ -173,7 +216,7 @@ class Spool:
             self._close_task = asyncio.get_running_loop().create_task(self._shutdown())
         await asyncio.shield(self._close_task)
 
-    def _open_sync(self) -> tuple[Recovered, list[RecoveredMessage]]:
+    def _open_sync(self) -> Recovered:
         # Recovery allocates millions of long-lived objects; the cyclic GC would rescan
         # them over and over (doubling recovery time) while finding no garbage.
         gc_was_enabled = gc.isenabled()
@@ -184,7 +227,7 @@ class Spool:
             if gc_was_enabled:
                 gc.enable()
 
-    def _recover_sync(self) -> tuple[Recovered, list[RecoveredMessage]]:
+    def _recover_sync(self) -> Recovered:
         for directory in (self._path, self._files.directory, self._path / "quarantine"):
             directory.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
@@ -195,7 +238,7 @@ class Spool:
             )
             if self._fsync:
                 segments.fsync_dir(self._path)
-            return recovered, _messages(recovered)
+            return recovered
         except BaseException:
             self._lock.release()
             raise
@@ -216,6 +259,20 @@ class Spool:
         self._compactor_task = asyncio.get_running_loop().create_task(
             self._compactor.run(), name="spool-compactor"
         )
+
+    def _recovered(self, msg_id: str) -> RecoveredMessage | None:
+        """One message of `RecoveredMessages`; None once it is gone."""
+        entry = self._index.entries.get(msg_id)
+        if entry is None or self._state != _OPEN:
+            return None
+        try:
+            meta = self.read_meta(msg_id)
+        except SpoolError as exc:
+            # A CRC-valid record with bad JSON is a bug, not a crash artefact; keep the
+            # message and let the caller's meta validation decide what to do with it.
+            logger.error("message %s has unreadable meta in the spool: %s", msg_id, exc)
+            meta = {}
+        return RecoveredMessage(msg_id, meta, entry[DATA_LEN])
 
     def _require_open(self) -> None:
         if self._state != _OPEN:
@@ -240,18 +297,3 @@ class Spool:
             await self._writer.close()
         self._files.close_all()
         self._lock.release()
-
-
-def _messages(recovered: Recovered) -> list[RecoveredMessage]:
-    result = []
-    for msg_id, entry in recovered.index.entries.items():
-        try:
-            meta = records.decode_meta(recovered.metas[msg_id])
-        except ValueError:
-            # A CRC-valid record with bad JSON is a bug, not a crash artefact; keep the
-            # message and let the caller's meta validation decide what to do with it.
-            logger.error("message %s has unreadable meta in the spool", msg_id)
-            meta = {}
-        result.append(RecoveredMessage(msg_id, meta, entry[DATA_LEN]))
-    recovered.metas.clear()
-    return result

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from mta.delivery import Outcome
 from mta.logs import RecordLog, classify_bounce
-from mta.queue.meta import Meta, record_meta
+from mta.queue.meta import Leg, Meta, record_meta
 from mta.replies import Reply
 
 ADMIN_SITE = "localhost"
@@ -15,11 +15,11 @@ _OUTCOME_TYPES = {"delivered": "Delivery", "transient": "TransientFailure", "per
 
 class OutcomeLog(Protocol):
     def outcome(
-        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, outcome: Outcome, site: str
+        self, msg_id: str, meta: Meta, leg: Leg, rcpt: str, outcome: Outcome, site: str
     ) -> None: ...
 
     def expiration(
-        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, reply: Reply, site: str
+        self, msg_id: str, meta: Meta, leg: Leg, rcpt: str, reply: Reply, site: str
     ) -> None: ...
 
 
@@ -30,7 +30,7 @@ class QueueEvents:
         self._records = records
 
     def outcome(
-        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, outcome: Outcome, site: str
+        self, msg_id: str, meta: Meta, leg: Leg, rcpt: str, outcome: Outcome, site: str
     ) -> None:
         kind = _OUTCOME_TYPES[outcome.kind]
         self._records.record(
@@ -47,7 +47,7 @@ class QueueEvents:
         )
 
     def expiration(
-        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, reply: Reply, site: str
+        self, msg_id: str, meta: Meta, leg: Leg, rcpt: str, reply: Reply, site: str
     ) -> None:
         self._records.record(
             "Expiration",
@@ -57,9 +57,7 @@ class QueueEvents:
             bounce_classification="MessageExpired",
         )
 
-    def admin_bounce(
-        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, reply: Reply
-    ) -> None:
+    def admin_bounce(self, msg_id: str, meta: Meta, leg: Leg, rcpt: str, reply: Reply) -> None:
         """An administrator bounced the recipient (KumoMTA logs these with site "localhost")."""
         self._records.record(
             "AdminBounce",
@@ -68,9 +66,7 @@ class QueueEvents:
             num_attempts=leg["attempts"],
         )
 
-    def suspended(
-        self, msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, reply: Reply
-    ) -> None:
+    def suspended(self, msg_id: str, meta: Meta, leg: Leg, rcpt: str, reply: Reply) -> None:
         """A scheduled-queue suspension held the recipient back (site: the queue, as KumoMTA).
 
         Both admin records keep the "Uncategorized" class: no remote server judged the mail.
@@ -87,7 +83,7 @@ def _classification(reply: Reply) -> str:
     return "Uncategorized" if reply.is_success else classify_bounce(reply)
 
 
-def _common(msg_id: str, meta: Meta, leg: dict[str, Any], rcpt: str, site: str) -> dict[str, Any]:
+def _common(msg_id: str, meta: Meta, leg: Leg, rcpt: str, site: str) -> dict[str, Any]:
     return {
         "id": msg_id,
         "sender": meta["sender"],

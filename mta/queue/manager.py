@@ -25,9 +25,10 @@ from mta.config import Config, QueueConfig
 from mta.delivery import DeliveryEngine, Job, Outcome, PathThrottled, Site, SiteError
 from mta.dsn import FailedRecipient
 from mta.queue.events import OutcomeLog
-from mta.queue.meta import Leg, Meta, MetaError, check_meta, snapshot
+from mta.queue.meta import Meta, MetaError, check_meta
 from mta.queue.notify import DsnSender, DsnSubmitter
 from mta.queue.ports import AdminGate, Key, RecoveredLike, RecoveryHandler, SpoolLike
+from mta.queue.queued import QueuedLeg, QueuedMessage
 from mta.queue.ready import ReadyQueue
 from mta.queue.retry import is_expired, retry_delay
 from mta.queue.routes import match_route
@@ -40,6 +41,10 @@ PROMOTERS = 8  # concurrent site resolutions; DNS answers are cached, so few are
 READY_FULL_DELAY = 1.0  # seconds before retrying to bind an entry whose ready queue is full
 # Longest wait for a message rate inside a worker; longer waits go back to the scheduled queue.
 MAX_THROTTLE_WAIT = 2.0
+# The re-queueing at start hands the event loop back this often (seconds), so that SMTP and
+# HTTP answer while a million recovered messages are queued again.
+RECOVERY_SLICE = 0.005
+RECOVERY_CHECK_EVERY = 64  # messages between two looks at the clock
 S451_PATH_THROTTLED = Reply(451, "4.4.5", "egress path throttled")
 
 
@@ -62,13 +67,14 @@ class QueueManager:
         self._log = log
         self._clock = clock
         self._rng = rng or random.Random()
-        self._messages: dict[str, Meta] = {}
+        self._messages: dict[str, QueuedMessage] = {}
         self._scheduler: Scheduler[Key] = Scheduler(self._on_due, clock)
         self._due: deque[Key] = deque()
         self._due_event = asyncio.Event()
         self._ready: dict[str, ReadyQueue[Key]] = {}
         self._sites: dict[str, Site] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._requeue_task: asyncio.Task[None] | None = None
         self._dsn = DsnSender(config.node.hostname, spool.read)
         self._admin: AdminGate | None = None
         # Legs a task is working on: key -> ready queue name while attempted, None while
@@ -87,11 +93,27 @@ class QueueManager:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self, recovered: Iterable[RecoveredLike] = ()) -> None:
-        for message in recovered:
-            await self._recover(message.id, message.meta)
+        """Start the timer and the promoters, then re-queue `recovered` in the background.
+
+        The re-queueing hands the event loop back every few milliseconds; messages inserted
+        meanwhile are queued and delivered as usual. `wait_recovered` waits for its end.
+        """
         self._tasks.append(asyncio.create_task(self._scheduler.run(), name="scheduler"))
         for i in range(PROMOTERS):
             self._tasks.append(asyncio.create_task(self._promoter(), name=f"promoter-{i}"))
+        self._requeue_task = asyncio.create_task(self._requeue(recovered), name="requeue")
+        self._tasks.append(self._requeue_task)
+
+    async def wait_recovered(self) -> None:
+        """Return once every message recovered at start is queued again (or never will be:
+        the queue was shut down first)."""
+        if self._requeue_task is not None:
+            await asyncio.wait([self._requeue_task])
+
+    @property
+    def recovering(self) -> bool:
+        """True while recovered messages are still being queued again."""
+        return self._requeue_task is not None and not self._requeue_task.done()
 
     async def shutdown(self, drain_timeout: float) -> None:
         """Stop binding new work, let attempts in flight finish up to the timeout, cancel the rest.
@@ -118,13 +140,29 @@ class QueueManager:
 
     def insert(self, msg_id: str, meta: Meta) -> None:
         """Queue a message that the spool has durably stored."""
-        self._messages[msg_id] = meta
+        message = QueuedMessage(meta)
+        self._messages[msg_id] = message
         now = self._clock()
-        for domain, leg in meta["legs"].items():
-            if leg["due"] <= now:
-                self._on_due((msg_id, domain))
+        for leg in message.legs():
+            if leg.due <= now:
+                self._on_due((msg_id, leg.domain))
             else:
-                self._scheduler.schedule((msg_id, domain), leg["due"], leg["queue"])
+                self._scheduler.schedule((msg_id, leg.domain), leg.due, leg.queue)
+
+    async def _requeue(self, recovered: Iterable[RecoveredLike]) -> None:
+        started = time.monotonic()
+        count = 0
+        give_back = started + RECOVERY_SLICE
+        for message in recovered:
+            try:
+                await self._recover(message.id, message.meta)
+            except Exception:  # one bad message must not leave the rest unqueued
+                logger.exception("message %s left in the spool: cannot queue it", message.id)
+            count += 1
+            if count % RECOVERY_CHECK_EVERY == 0 and time.monotonic() >= give_back:
+                await asyncio.sleep(0)
+                give_back = time.monotonic() + RECOVERY_SLICE
+        logger.info("%d recovered messages queued in %.1fs", count, time.monotonic() - started)
 
     async def _recover(self, msg_id: str, meta: dict[str, Any]) -> None:
         handler = self.recovery_handlers.get(meta.get("kind", ""))
@@ -137,16 +175,17 @@ class QueueManager:
         except MetaError as exc:
             logger.error("message %s left in the spool: %s", msg_id, exc)
             return
-        self._messages[msg_id] = meta
+        message = QueuedMessage(meta)
+        self._messages[msg_id] = message
         now = self._clock()
-        for domain in list(meta["legs"]):
-            if is_expired(self._config.queue, meta["created"], now):
-                await self._expire_now(msg_id, domain)
-            elif meta["legs"][domain]["due"] <= now:
-                self._on_due((msg_id, domain))
+        expired = is_expired(self._config.queue, message.created, now)
+        for leg in message.legs():
+            if expired:
+                await self._expire_now(msg_id, leg.domain)
+            elif leg.due <= now:
+                self._on_due((msg_id, leg.domain))
             else:
-                leg = meta["legs"][domain]
-                self._scheduler.schedule((msg_id, domain), leg["due"], leg["queue"])
+                self._scheduler.schedule((msg_id, leg.domain), leg.due, leg.queue)
 
     # -- scheduled -> ready ----------------------------------------------------------------
 
@@ -181,8 +220,8 @@ class QueueManager:
             await self._settle(key, None, self._all_recipients(key, exc.outcome))
             return
         if not self._ready_queue(site).put(key):
-            leg = self._messages[key[0]]["legs"][domain]
-            self._scheduler.schedule(key, self._clock() + READY_FULL_DELAY, leg["queue"])
+            leg = self._get_leg(key)
+            self._scheduler.schedule(key, self._clock() + READY_FULL_DELAY, leg.queue)
 
     def _ready_queue(self, site: Site) -> ReadyQueue[Key]:
         known = self._sites.get(site.name)
@@ -215,10 +254,10 @@ class QueueManager:
             del self._handling[key]
 
     async def _deliver(self, site_name: str, key: Key) -> None:
-        msg_id, domain = key
-        meta = self._messages[msg_id]
+        msg_id = key[0]
+        sender = self._messages[msg_id].sender
         site = self._sites[site_name]
-        rcpts = list(meta["legs"][domain]["rcpts"])
+        rcpts = list(self._get_leg(key).rcpts)
         batch = site.path.max_recipients_per_batch
         if not await self._admit(site, key, -(-len(rcpts) // batch)):
             return
@@ -231,7 +270,7 @@ class QueueManager:
             return
         outcomes: dict[str, Outcome] = {}
         for start in range(0, len(rcpts), batch):
-            job = Job(msg_id, meta["sender"], tuple(rcpts[start : start + batch]), data)
+            job = Job(msg_id, sender, tuple(rcpts[start : start + batch]), data)
             try:
                 outcomes.update(await self._engine.deliver(site, job))
             except PathThrottled as throttled:
@@ -259,87 +298,85 @@ class QueueManager:
 
     def _delay(self, key: Key, seconds: float) -> None:
         """Due again in `seconds`, without counting an attempt (shaping said not now)."""
-        leg = self._messages[key[0]]["legs"][key[1]]
-        self._scheduler.schedule(key, self._clock() + seconds, leg["queue"])
+        self._scheduler.schedule(key, self._clock() + seconds, self._get_leg(key).queue)
 
     def _all_recipients(self, key: Key, outcome: Outcome) -> dict[str, Outcome]:
-        leg = self._messages[key[0]]["legs"][key[1]]
-        return dict.fromkeys(leg["rcpts"], outcome)
+        return dict.fromkeys(self._get_leg(key).rcpts, outcome)
 
     async def _settle(self, key: Key, site: Site | None, outcomes: dict[str, Outcome]) -> None:
         """Apply one attempt's per-recipient outcomes to the leg and persist the result."""
-        msg_id, domain = key
+        msg_id = key[0]
         meta = self._messages[msg_id]
-        leg = meta["legs"][domain]
+        leg = self._get_leg(key)
         site_name = site.name if site else ""
         failed: list[FailedRecipient] = []
         for rcpt, outcome in outcomes.items():
             self._log.outcome(msg_id, meta, leg, rcpt, outcome, site_name)
             if outcome.kind == "permanent":
                 failed.append(_failed(rcpt, outcome, self._clock()))
-        leg["rcpts"] = [
-            r for r in leg["rcpts"] if r not in outcomes or outcomes[r].kind == "transient"
-        ]
+        leg.rcpts = tuple(
+            r for r in leg.rcpts if r not in outcomes or outcomes[r].kind == "transient"
+        )
         due = None
-        if leg["rcpts"]:
+        if leg.rcpts:
             due = self._next_due(meta, leg, outcomes)
             if due is None:
                 failed.extend(self._expire_leg(msg_id, meta, leg, site_name))
         await self._finish(key, failed, due)
 
     def _next_due(
-        self, meta: Meta, leg: dict[str, Any], outcomes: dict[str, Outcome]
+        self, meta: QueuedMessage, leg: QueuedLeg, outcomes: dict[str, Outcome]
     ) -> float | None:
-        leg["attempts"] += 1
+        leg.attempts += 1
         transient = [o for o in outcomes.values() if o.kind == "transient"]
         if transient:
-            leg["last_reply"] = str(transient[-1].reply)
-        due = self._clock() + retry_delay(self._config.queue, leg["attempts"], self._rng)
-        if is_expired(self._config.queue, meta["created"], due):
+            leg.set_last_reply(str(transient[-1].reply))
+        due = self._clock() + retry_delay(self._config.queue, leg.attempts, self._rng)
+        if is_expired(self._config.queue, meta.created, due):
             return None
         return due
 
     def _expire_leg(
-        self, msg_id: str, meta: Meta, leg: dict[str, Any], site_name: str
+        self, msg_id: str, meta: QueuedMessage, leg: QueuedLeg, site_name: str
     ) -> list[FailedRecipient]:
-        last = leg.get("last_reply") or "no attempt was made"
+        last = leg.last_reply or "no attempt was made"
         reply = S551_MESSAGE_EXPIRED.with_text(
-            f"Delivery time expired after {leg['attempts']} attempts; last error: {last}"
+            f"Delivery time expired after {leg.attempts} attempts; last error: {last}"
         )
         expired = []
-        for rcpt in leg["rcpts"]:
+        for rcpt in leg.rcpts:
             self._log.expiration(msg_id, meta, leg, rcpt, reply, site_name)
             expired.append(FailedRecipient(rcpt, reply, last_attempt=self._clock()))
-        leg["rcpts"] = []
+        leg.rcpts = ()
         return expired
 
     async def _expire_now(self, msg_id: str, domain: str) -> None:
         meta = self._messages[msg_id]
-        failed = self._expire_leg(msg_id, meta, meta["legs"][domain], "")
+        failed = self._expire_leg(msg_id, meta, self._get_leg((msg_id, domain)), "")
         await self._finish((msg_id, domain), failed, None)
 
     async def _finish(self, key: Key, failed: list[FailedRecipient], due: float | None) -> None:
         msg_id, domain = key
         meta = self._messages[msg_id]
-        leg = meta["legs"][domain]
-        if not leg["rcpts"]:
-            del meta["legs"][domain]
+        leg = self._get_leg(key)
+        if not leg.rcpts:
+            meta.drop_leg(domain)
             due = None
         elif due is not None:
-            leg["due"] = due
-        if failed and meta["sender"]:
+            leg.due = due
+        if failed and meta.sender:
             await self._dsn.send(msg_id, meta, failed)
         await self._store(msg_id, meta)
         # Like KumoMTA, a leg that comes back for a retry while a bounce rule matches it is
         # bounced then (so is a leg in flight when the rule was made). Checked after the last
         # await: an admin sweep skips legs being handled, so none slips into the scheduler.
         if due is not None and (self._admin is None or not await self._admin.take_requeued(key)):
-            self._scheduler.schedule(key, due, leg["queue"])
+            self._scheduler.schedule(key, due, leg.queue)
 
-    async def _store(self, msg_id: str, meta: Meta) -> None:
+    async def _store(self, msg_id: str, meta: QueuedMessage) -> None:
         """Persist a message's legs: update it, or remove it once no leg is left."""
-        if meta["legs"]:
-            await self._persist(self._spool.update(msg_id, snapshot(meta)), msg_id)
+        if meta.legs():
+            await self._persist(self._spool.update(msg_id, meta.to_json()), msg_id)
         elif self._messages.pop(msg_id, None) is not None:
             # (Two legs finishing together both see no legs left; only one removes.)
             await self._persist(self._spool.remove(msg_id), msg_id)
@@ -374,9 +411,16 @@ class QueueManager:
         stats = self.stats()
         return stats["due"] == 0 and stats["ready"] == 0 and stats["in_flight"] == 0
 
-    def _leg(self, key: Key) -> Leg | None:
+    def _leg(self, key: Key) -> QueuedLeg | None:
         meta = self._messages.get(key[0])
-        return None if meta is None else meta["legs"].get(key[1])
+        return None if meta is None else meta.leg(key[1])
+
+    def _get_leg(self, key: Key) -> QueuedLeg:
+        """The leg of a key known to be queued (KeyError otherwise)."""
+        leg = self._leg(key)
+        if leg is None:
+            raise KeyError(key)
+        return leg
 
     # -- administration (read-only views and the actions of mta.queue.admin) ----------------
 
@@ -385,8 +429,9 @@ class QueueManager:
         return self._config.queue
 
     @property
-    def messages(self) -> Mapping[str, Meta]:
-        """Every queued message by id (live: read, never change)."""
+    def messages(self) -> Mapping[str, QueuedMessage]:
+        """Every queued message by id (live: read, never change; they read like their
+        stored meta, `message["legs"][domain]["rcpts"]`)."""
         return MappingProxyType(self._messages)
 
     @property
@@ -398,7 +443,7 @@ class QueueManager:
     def ready_queue_map(self) -> Mapping[str, ReadyQueue[Key]]:
         return MappingProxyType(self._ready)
 
-    def scheduled(self, key: Key) -> Entry | None:
+    def scheduled(self, key: Key) -> Entry[Key] | None:
         """The scheduler's entry (due time, queue) of a leg waiting for its time."""
         return self._scheduler.get(key)
 
@@ -411,7 +456,7 @@ class QueueManager:
     async def drop_leg(self, key: Key) -> None:
         """Remove a leg (an administrator bounced it; no DSN) and persist the message."""
         meta = self._messages.get(key[0])
-        if meta is None or meta["legs"].pop(key[1], None) is None:
+        if meta is None or meta.drop_leg(key[1]) is None:
             return
         self._scheduler.cancel(key)
         await self._store(key[0], meta)
@@ -424,7 +469,7 @@ class QueueManager:
         leg = self._leg(key)
         if leg is not None:
             self._scheduler.cancel(key)
-            self._scheduler.schedule(key, until, leg["queue"])
+            self._scheduler.schedule(key, until, leg.queue)
 
     def release(self, key: Key, held_until: float) -> None:
         """Make a leg held until `held_until` due now (its suspension was lifted early)."""

@@ -11,13 +11,14 @@ with its own attempt count and due time, so that one slow domain never holds up 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 META_VERSION = 1
 
-Meta = dict[str, Any]
-Leg = dict[str, Any]
+# Read-only views: the stored JSON (dicts) or the queue's compact forms (`mta.queue.queued`).
+Meta = Mapping[str, Any]
+Leg = Mapping[str, Any]
 
 
 class MetaError(ValueError):
@@ -48,8 +49,8 @@ def new_meta(
     tenant: str | None,
     campaign: str | None,
     default_domain: str,
-) -> Meta:
-    legs: dict[str, Leg] = {}
+) -> dict[str, Any]:
+    legs: dict[str, dict[str, Any]] = {}
     for rcpt in recipients:
         domain = recipient_domain(rcpt, default_domain)
         leg = legs.setdefault(domain, new_leg(queue_name(domain, tenant, campaign), created))
@@ -67,7 +68,7 @@ def new_meta(
     }
 
 
-def new_leg(queue: str, due: float) -> Leg:
+def new_leg(queue: str, due: float) -> dict[str, Any]:
     return {"rcpts": [], "attempts": 0, "due": due, "queue": queue, "last_reply": None}
 
 
@@ -84,7 +85,7 @@ def check_meta(meta: Meta) -> Meta:
     return meta
 
 
-def snapshot(meta: Meta) -> Meta:
+def snapshot(meta: Meta) -> dict[str, Any]:
     """A copy safe to hand to the spool while the live dict keeps changing."""
     legs = {domain: {**leg, "rcpts": list(leg["rcpts"])} for domain, leg in meta["legs"].items()}
     return {**meta, "legs": legs}

@@ -1,10 +1,13 @@
-"""A timer for scheduled queue entries: one heap of (due, key), one task that fires them."""
+"""A timer for scheduled queue entries: one heap of (due, key, queue), one task that fires them.
+
+An entry is one tuple, held both by the heap and by the key's slot in a dict: with a million
+queued legs, every object per entry counts (~150 bytes an entry plus the key).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,10 +22,12 @@ FIRE_BATCH = 5000  # entries fired per loop turn, so a restart with a large back
 COMPACT_MIN_STALE = 1024
 
 
-class Entry(NamedTuple):
+class Entry(NamedTuple, Generic[K]):
+    """A scheduled key. Keys must be orderable: they break ties between equal due times."""
+
     due: float
+    key: K
     queue: str
-    seq: int
 
 
 class Scheduler(Generic[K]):
@@ -36,23 +41,22 @@ class Scheduler(Generic[K]):
     def __init__(self, on_due: Callable[[K], None], clock: Callable[[], float] = time.time) -> None:
         self._on_due = on_due
         self._clock = clock
-        self._heap: list[tuple[float, int, K]] = []
-        self._entries: dict[K, Entry] = {}
+        self._heap: list[Entry[K]] = []
+        self._entries: dict[K, Entry[K]] = {}
         self._sizes: Counter[str] = Counter()
         self._changed: dict[str, float] = {}
         self._stale = 0
-        self._seq = itertools.count()
         self._wake = asyncio.Event()
 
     def schedule(self, key: K, due: float, queue: str) -> None:
         if key in self._entries:
             raise ValueError(f"{key!r} is already scheduled")
-        seq = next(self._seq)
-        self._entries[key] = Entry(due, queue, seq)
+        entry = Entry(due, key, queue)
+        self._entries[key] = entry
         self._count(queue, +1)
-        if not self._heap or due < self._heap[0][0]:
+        if not self._heap or due < self._heap[0].due:
             self._wake.set()
-        heapq.heappush(self._heap, (due, seq, key))
+        heapq.heappush(self._heap, entry)
 
     def cancel(self, key: K) -> bool:
         """Take a scheduled entry out; False if it was not scheduled."""
@@ -65,7 +69,7 @@ class Scheduler(Generic[K]):
             self._compact()
         return True
 
-    def get(self, key: K) -> Entry | None:
+    def get(self, key: K) -> Entry[K] | None:
         """The due time and queue of a scheduled key, None if it is not scheduled."""
         return self._entries.get(key)
 
@@ -86,13 +90,14 @@ class Scheduler(Generic[K]):
         """Fire up to `limit` entries that are due now; return how many fired."""
         now = self._clock()
         fired = 0
-        while self._heap and self._heap[0][0] <= now and fired < limit:
-            _due, seq, key = heapq.heappop(self._heap)
-            entry = self._entries.get(key)
-            if entry is None or entry.seq != seq:
+        heap, entries = self._heap, self._entries
+        while heap and heap[0].due <= now and fired < limit:
+            entry = heapq.heappop(heap)
+            key = entry.key
+            if entries.get(key) is not entry:
                 self._stale -= 1  # cancelled (and maybe scheduled again since)
                 continue
-            del self._entries[key]
+            del entries[key]
             self._count(entry.queue, -1)
             fired += 1
             self._on_due(key)
@@ -101,7 +106,7 @@ class Scheduler(Generic[K]):
     def seconds_until_next(self) -> float:
         if not self._heap:
             return MAX_SLEEP_SECONDS
-        return min(max(self._heap[0][0] - self._clock(), 0.0), MAX_SLEEP_SECONDS)
+        return min(max(self._heap[0].due - self._clock(), 0.0), MAX_SLEEP_SECONDS)
 
     async def run(self) -> None:
         """Fire entries as they fall due, until cancelled."""
@@ -125,6 +130,6 @@ class Scheduler(Generic[K]):
             self._changed.pop(queue, None)
 
     def _compact(self) -> None:
-        self._heap = [(e.due, e.seq, key) for key, e in self._entries.items()]
+        self._heap = list(self._entries.values())
         heapq.heapify(self._heap)
         self._stale = 0

@@ -25,7 +25,7 @@ async def open_spool(path: Path, **kwargs: object) -> tuple[Spool, list[Recovere
 
 async def test_store_read_update_remove_round_trip(tmp_path: Path) -> None:
     spool, recovered = await open_spool(tmp_path / "spool")
-    assert recovered == []
+    assert list(recovered) == []
     await spool.store("m1", {"rcpt": ["a@example.com"], "n": 1}, b"Subject: hi\r\n\r\nbody")
     await spool.store("m2", {}, b"")
     assert spool.read("m1") == b"Subject: hi\r\n\r\nbody"
