@@ -18,7 +18,8 @@ from mta.inbound import Inbound
 from mta.logs import PeerAddress, RecordLog
 from mta.queue.manager import QueueManager
 from mta.queue.meta import Meta, new_meta, recipient_domain, record_meta
-from mta.replies import S250_QUEUED, S451_SPOOL_UNAVAILABLE, TransientError
+from mta.replies import S250_QUEUED, S451_SPOOL_UNAVAILABLE, Reply, TransientError
+from mta.suppression import Entry, RecipientSuppressed, Suppression
 from spool import Spool, SpoolError
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,10 @@ class Acceptor:
         default_domain: str,
         clock: Callable[[], float] = time.time,
         signer: DkimSigner | None = None,
+        suppression: Suppression | None = None,
     ) -> None:
         self._spool = spool
+        self._suppression = suppression
         self._signer = signer
         self._queue = queue
         self._records = records
@@ -58,7 +61,39 @@ class Acceptor:
         reason = self.unhealthy_reason()
         if reason is not None:
             raise TransientError(S451_SPOOL_UNAVAILABLE, reason)
+        inbound = await self.without_suppressed(inbound, rcpt_checked=True)
         return await self.store(inbound)
+
+    async def recipient_problem(self, recipient: str) -> Reply | None:
+        """SMTP RCPT: 550 5.1.1 when `recipient` is suppressed for the default tenant.
+
+        A message's own tenant shows only in its headers (X-Tenant), after DATA: `accept`
+        checks the recipients of such a message then."""
+        if self._suppression is None:
+            return None
+        entry = await self._suppression.check(recipient, None)
+        return None if entry is None else entry.reply()
+
+    async def without_suppressed(self, inbound: Inbound, *, rcpt_checked: bool = False) -> Inbound:
+        """`inbound` without the recipients suppressed for its tenant, each logged as a
+        Rejection; raises RecipientSuppressed (550 5.1.1) when none is left.
+
+        `rcpt_checked`: the default tenant's list was already applied at RCPT (SMTP)."""
+        tenant = self._tenant_campaign(inbound)[0]
+        if self._suppression is None or (rcpt_checked and tenant is None):
+            return inbound
+        kept: list[str] = []
+        refused: list[Entry] = []
+        for rcpt in inbound.recipients:
+            entry = await self._suppression.check(rcpt, tenant)
+            if entry is None:
+                kept.append(rcpt)
+            else:
+                refused.append(entry)
+                self._log_rejection(inbound, rcpt, entry.reply(), tenant)
+        if not kept:
+            raise RecipientSuppressed(refused[0].reply())
+        return dataclasses.replace(inbound, recipients=tuple(kept)) if refused else inbound
 
     async def store(self, inbound: Inbound, msg_id: str | None = None) -> str:
         """Store and queue a message, also while shutting down (the node's own DSNs).
@@ -115,6 +150,18 @@ class Acceptor:
                 meta=extra,
                 reception_protocol=inbound.reception_protocol,
             )
+
+    def _log_rejection(self, inbound: Inbound, rcpt: str, reply: Reply, tenant: str | None) -> None:
+        self._records.record(
+            "Rejection",
+            id="",
+            sender=inbound.sender,
+            recipient=rcpt,
+            response=reply,
+            peer_address=PeerAddress(name=inbound.peer_name, addr=inbound.peer_address),
+            meta={"tenant": tenant} if tenant else None,
+            reception_protocol=inbound.reception_protocol,
+        )
 
 
 def new_message_id() -> str:

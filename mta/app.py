@@ -7,7 +7,10 @@ import logging
 from dataclasses import dataclass
 from typing import TextIO
 
+from aiohttp import web
+
 from mta.accept import Acceptor
+from mta.bounce import load_classifier
 from mta.config import Config
 from mta.delivery import DeliveryEngine, MxResolver
 from mta.dkim import build_signer
@@ -25,6 +28,10 @@ from mta.queue.admin import QueueAdmin
 from mta.queue.events import QueueEvents
 from mta.queue.manager import QueueManager
 from mta.smtp import SmtpServer
+from mta.suppression import Suppression, build_suppression
+from mta.suppression.metrics import SuppressionCollector
+from mta.suppression.openapi import SUPPRESSION_OPENAPI_PATHS
+from mta.suppression.routes import add_suppression_routes
 from mta.units import parse_hostport
 from mta.webhooks import WebhookCollector, Webhooks
 from spool import Spool
@@ -46,7 +53,13 @@ class HttpApi:
 
 
 def build_http_api(
-    config: Config, *, spool: Spool, queue: QueueManager, acceptor: Acceptor, records: RecordLog
+    config: Config,
+    *,
+    spool: Spool,
+    queue: QueueManager,
+    acceptor: Acceptor,
+    records: RecordLog,
+    suppression: Suppression | None = None,
 ) -> HttpApi:
     """Health, metrics, inject and admin over the node's parts, served by one HttpServer."""
     health = NodeHealth(acceptor.unhealthy_reason)
@@ -65,10 +78,16 @@ def build_http_api(
         inject=inject,
         health=health,
         metrics=metrics,
-        admin_setup=lambda app: add_admin_routes(app, admin),
-        admin_openapi=ADMIN_OPENAPI_PATHS,
+        admin_setup=lambda app: _admin_routes(app, admin, suppression),
+        admin_openapi=ADMIN_OPENAPI_PATHS | (SUPPRESSION_OPENAPI_PATHS if suppression else {}),
     )
     return HttpApi(server, health, metrics, inject, admin)
+
+
+def _admin_routes(app: web.Application, admin: QueueAdmin, suppression: Suppression | None) -> None:
+    add_admin_routes(app, admin)
+    if suppression is not None:
+        add_suppression_routes(app, suppression)
 
 
 class Node:
@@ -93,6 +112,14 @@ class Node:
         )
         listen = [parse_hostport(address) for address in config.smtp.listen]
         self.egress = Egress(config)  # shaping files are read now: a bad one stops the start
+        classifier = load_classifier(config.bounce.rules_files)  # a bad rules file stops it too
+        self.suppression = build_suppression(
+            config.suppression,
+            spool_path=config.spool.path,
+            redis=config.redis,
+            redis_client=self.egress.limits.client,  # shared by the cluster when configured
+        )
+        self.records.add_listener(self.suppression.observe)
         self.engine = DeliveryEngine(
             config.delivery,
             MxResolver(config.dns),
@@ -102,7 +129,7 @@ class Node:
             shaper=self.egress.limits.shaper,
         )
         self.queue = QueueManager(
-            config, spool=self.spool, engine=self.engine, log=QueueEvents(self.records)
+            config, spool=self.spool, engine=self.engine, log=QueueEvents(self.records, classifier)
         )
         self.signer = build_signer(config.dkim)  # keys loaded now: a bad one stops the start
         self.acceptor = Acceptor(
@@ -111,17 +138,24 @@ class Node:
             records=self.records,
             default_domain=config.node.hostname,
             signer=self.signer,
+            suppression=self.suppression,
         )
         self.queue.set_dsn_submitter(self._submit_dsn)
         self.smtp = SmtpServer(
             config.smtp, hostname=config.node.hostname, accept=self.acceptor, events=self.records
         )
         self.api = build_http_api(
-            config, spool=self.spool, queue=self.queue, acceptor=self.acceptor, records=self.records
+            config,
+            spool=self.spool,
+            queue=self.queue,
+            acceptor=self.acceptor,
+            records=self.records,
+            suppression=self.suppression,
         )
         self.api.metrics.registry.register(EgressCollector(self.egress))
         self.api.metrics.registry.register(RecordLogCollector(self.records))
         self.api.metrics.registry.register(WebhookCollector(self.webhooks.stats))
+        self.api.metrics.registry.register(SuppressionCollector(self.suppression))
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
@@ -135,6 +169,7 @@ class Node:
             recovered = await self.spool.open()
             logger.info("spool %s: %d messages recovered", self.config.spool.path, len(recovered))
             await self.webhooks.start()
+            await self.suppression.start()  # before the queues: recovered mail may bounce
             await self.egress.start(self.api.admin, self.records)
             await self.queue.start(recovered)
             await self.smtp.start()
@@ -161,6 +196,7 @@ class Node:
         self.acceptor.refusing = "shutting down"
         await self.queue.shutdown(drain)
         await self.engine.close()
+        await self.suppression.close()  # the last bounces' entries; before Redis closes
         await self.egress.close()
         await self.webhooks.close()  # after the last outcome record; unsent stays on disk
         await self.spool.close()

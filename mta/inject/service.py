@@ -29,6 +29,7 @@ from mta.inject.generate import RECEPTION_PROTOCOL, Generated, RequestPlan
 from mta.inject.schema import InjectRequest, parse_request
 from mta.inject.templates import TemplateEngine
 from mta.replies import S451_SPOOL_UNAVAILABLE, TransientError
+from mta.suppression import RecipientSuppressed
 from spool import SpoolError
 
 logger = logging.getLogger(__name__)
@@ -43,9 +44,14 @@ class _Refused(str):
     """An outcome: the node refused to store the message (TransientError), a retry may work."""
 
 
+class _Suppressed(str):
+    """An outcome: the recipient is on the suppression list; nothing was stored."""
+
+
 class AcceptorLike(Protocol):
     def unhealthy_reason(self) -> str | None: ...
     async def store(self, inbound: Inbound, msg_id: str | None = None) -> str: ...
+    async def without_suppressed(self, inbound: Inbound) -> Inbound: ...
 
 
 class SpoolLike(Protocol):
@@ -176,11 +182,19 @@ class InjectService:
                 outcomes[i] = generated
                 continue
             storing.append(i)
-            stores.append(self._acceptor.store(_inbound(plan, generated, peer), msg_id))
+            stores.append(self._store(_inbound(plan, generated, peer), msg_id))
         results = await asyncio.gather(*stores, return_exceptions=True)
         for i, result in zip(storing, results, strict=True):
             outcomes[i] = _outcome(result)
         return outcomes
+
+    async def _store(self, inbound: Inbound, msg_id: str) -> str:
+        """Store one message unless its recipient is suppressed (then a _Suppressed reason)."""
+        try:
+            inbound = await self._acceptor.without_suppressed(inbound)
+        except RecipientSuppressed as exc:
+            return _Suppressed(exc.reply.text)
+        return await self._acceptor.store(inbound, msg_id)
 
     # -- deferred generation ---------------------------------------------------------------
 
@@ -286,6 +300,8 @@ def _generate(plan: RequestPlan, index: int, msg_id: str) -> Generated | str:
 
 
 def _outcome(result: str | BaseException) -> Outcome:
+    if isinstance(result, _Suppressed):
+        return str(result)
     if isinstance(result, TransientError):
         return _Refused(result)
     if isinstance(result, BaseException):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from mta.bounce import BounceClassifier, load_classifier
 from mta.delivery import Outcome
-from mta.logs import RecordLog, classify_bounce
+from mta.logs import RecordLog
 from mta.queue.meta import Leg, Meta, record_meta
 from mta.replies import Reply
 
@@ -26,8 +27,9 @@ class OutcomeLog(Protocol):
 class QueueEvents:
     """Turns queue outcomes into KumoMTA-style log records."""
 
-    def __init__(self, records: RecordLog) -> None:
+    def __init__(self, records: RecordLog, classifier: BounceClassifier | None = None) -> None:
         self._records = records
+        self._classifier = classifier or load_classifier()  # the node's: `[bounce] rules_files`
 
     def outcome(
         self, msg_id: str, meta: Meta, leg: Leg, rcpt: str, outcome: Outcome, site: str
@@ -40,7 +42,7 @@ class QueueEvents:
             command=outcome.command,
             peer_address=outcome.peer,
             num_attempts=leg["attempts"] + 1,
-            bounce_classification=_classification(outcome.reply),
+            bounce_classification=self._classifier.classify(outcome.reply),
             delivery_protocol="ESMTP",
             tls_cipher=outcome.tls_cipher,
             tls_protocol_version=outcome.tls_protocol_version,
@@ -77,10 +79,6 @@ class QueueEvents:
             response=reply,
             num_attempts=leg["attempts"],
         )
-
-
-def _classification(reply: Reply) -> str:
-    return "Uncategorized" if reply.is_success else classify_bounce(reply)
 
 
 def _common(msg_id: str, meta: Meta, leg: Leg, rcpt: str, site: str) -> dict[str, Any]:

@@ -158,6 +158,8 @@ class Handler:
             )
             or validate.recipient_count_problem(len(envelope.rcpt_tos), self._policy.max_recipients)
         )
+        if reply is None:  # the suppression list, last: it may ask Redis
+            reply = await self._accept.recipient_problem(address)
         if reply is not None:
             return str(reply)
         envelope.rcpt_tos.append(address)

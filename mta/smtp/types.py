@@ -21,6 +21,10 @@ class AcceptPath(Protocol):
         """Durable on return; returns the message id. Raises MtaError subclasses."""
         ...
 
+    async def recipient_problem(self, recipient: str) -> Reply | None:
+        """The reply refusing `recipient` at RCPT (a suppressed address), or None."""
+        ...
+
 
 class EventLog(Protocol):
     """Where inbound 4xx/5xx replies are recorded (KumoMTA "Rejection" records)."""

@@ -34,6 +34,9 @@ class RecordingAccept:
         self.inbounds.append(inbound)
         return f"msg{len(self.inbounds)}"
 
+    async def recipient_problem(self, recipient: str) -> Reply | None:
+        return None
+
 
 @dataclass
 class RecordingEvents:
