@@ -13,7 +13,10 @@ from mta.delivery import DeliveryEngine, MxResolver, SiteError
 from mta.delivery.private import AddressPolicy
 from mta.delivery.sts_fetch import PolicyFetcher, StsPolicies
 from mta.delivery.tls import TlsContexts
+from mta.egress.rules import delivery_layer
 from mta.units import Duration
+from shaping.loader import read_text
+from shaping.rules import ShapingRules
 from tests.integration.delivery.delivery_support import MxLayout, SinkFactory, delivery_config, job
 from tests.integration.delivery.sts_support import PolicyServer, TestPki, policy_text, publish
 from tests.support.dns_server import TestDNSServer
@@ -224,10 +227,6 @@ async def test_enable_mta_sts_false_on_the_path_skips_it(
     dns_server: TestDNSServer,
     policy_server: PolicyServer,
 ) -> None:
-    from mta.egress.rules import delivery_layer
-    from shaping.loader import read_text
-    from shaping.rules import ShapingRules
-
     publish(dns_server, "example.com", policy_server, "1")
     config = delivery_config(mx.port, mta_sts_port=policy_server.port)
     shaping = read_text("t.toml", '["example.com"]\nenable_mta_sts = false\n')

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from mta.config import ConfigError, config_from_mapping
 from mta.delivery.private import AddressPolicy
 from mta.delivery.sts import (
     S451_STS_NO_MATCHING_MX,
@@ -161,3 +164,28 @@ def test_allowed_private_networks_open_exactly_their_ranges() -> None:
     assert policy.permits("fd00::25") and policy.permits("::ffff:127.0.0.2")
     assert not policy.permits("10.6.0.1")
     assert not policy.permits("169.254.169.254")
+
+
+# -- configuration -----------------------------------------------------------------------
+
+
+def test_the_outbound_security_keys_load_and_are_checked() -> None:
+    delivery = config_from_mapping(
+        {
+            "delivery": {
+                "tls_ca_file": "/etc/mta/ca.pem",
+                "allowed_private_networks": ["10.0.0.0/8", "fd00::/8"],
+                "mta_sts_port": 8443,
+            }
+        }
+    ).delivery
+    assert delivery.tls_ca_file == Path("/etc/mta/ca.pem")
+    assert delivery.allowed_private_networks == ("10.0.0.0/8", "fd00::/8")
+    assert delivery.mta_sts_port == 8443
+    defaults = config_from_mapping({}).delivery
+    assert (defaults.tls_ca_file, defaults.allowed_private_networks) == (None, ())
+    assert defaults.mta_sts_port == 443
+    with pytest.raises(ConfigError, match=r"delivery\.allowed_private_networks\[0\]"):
+        config_from_mapping({"delivery": {"allowed_private_networks": ["10.0.0.1/8"]}})
+    with pytest.raises(ConfigError, match=r"delivery\.mta_sts_port"):
+        config_from_mapping({"delivery": {"mta_sts_port": 0}})
