@@ -16,7 +16,16 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from mta import cli_dkim, cli_inject, cli_log, cli_queue, cli_rules, cli_shaping, cli_tsa
+from mta import (
+    cli_dkim,
+    cli_inject,
+    cli_log,
+    cli_queue,
+    cli_rules,
+    cli_shaping,
+    cli_suppression,
+    cli_tsa,
+)
 from mta.cli_common import CONNECTION_OPTIONS, Parser, add_connection_options, option
 from mta.config import Config, ConfigError, load_config
 from mta.units import parse_hostport
@@ -67,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_shaping.register(commands)
     cli_tsa.register(commands)
     cli_log.register(commands)
+    cli_suppression.register(commands)
     return parser
 
 

@@ -14,6 +14,7 @@ INSPECT_MESSAGE = "/api/admin/inspect-message/v1"
 QUEUE_SUMMARY = "/api/admin/queue-summary/v1"
 INJECT = "/api/inject/v1"
 LIVENESS = "/api/check-liveness/v1"
+SUPPRESSION = "/api/admin/suppression/v1"
 
 
 def _criteria(**fields: Any) -> dict[str, Any]:
@@ -142,6 +143,34 @@ class AdminClient:
     def suspend_ready_q_cancel(self, rule_id: str) -> Any:
         """DELETE /api/admin/suspend-ready-q/v1 with `{"id": rule_id}`."""
         return self._http.request("DELETE", SUSPEND_READY_Q, body={"id": rule_id})
+
+    def suppression_list(self, *, tenant: str | None = None, recipient: str | None = None) -> Any:
+        """GET /api/admin/suppression/v1: entries of `tenant` ("": the default tenant; None:
+        every tenant), optionally of one recipient."""
+        query = {} if tenant is None else {"tenant": tenant}
+        if recipient is not None:
+            query["recipient"] = recipient
+        return self._http.request("GET", SUPPRESSION, query=query)
+
+    def suppression_add(
+        self,
+        recipient: str,
+        *,
+        tenant: str | None = None,
+        reason: str | None = None,
+        classification: str | None = None,
+        duration: str | None = None,
+    ) -> Any:
+        """POST /api/admin/suppression/v1: suppress `recipient` (default: the node's ttl)."""
+        body = _criteria(
+            tenant=tenant, reason=reason, classification=classification, duration=duration
+        )
+        return self._http.request("POST", SUPPRESSION, body={"recipient": recipient, **body})
+
+    def suppression_remove(self, recipient: str, *, tenant: str | None = None) -> Any:
+        """DELETE /api/admin/suppression/v1?recipient=...&tenant=...: "removed <recipient>"."""
+        query = {"recipient": recipient, **({"tenant": tenant} if tenant else {})}
+        return self._http.request("DELETE", SUPPRESSION, query=query)
 
     def inject(self, payload: Mapping[str, Any]) -> Any:
         """POST /api/inject/v1 with a KumoMTA inject request; returns the counts and errors."""
