@@ -43,6 +43,14 @@ class NodeConfig:
     name: str = dataclasses.field(default_factory=socket.gethostname)
     hostname: str = dataclasses.field(default_factory=socket.getfqdn)
     drain_timeout: Duration = Duration(30.0)
+    # Scale-down (mta.drain): at SIGTERM, hand every queued message to this peer's
+    # /api/internal/accept/v1 ("http://mta-0.mta-headless:8000"), as an admin user of it.
+    drain_to: str | None = None
+    drain_to_timeout: Duration = Duration(60.0)  # what is not handed over by then stays
+    drain_user: str | None = None  # HTTP Basic user in the peer's [http] admin_users
+    drain_password_file: Path | None = None
+    drain_token_file: Path | None = None  # or a Bearer token of such a user
+    drain_concurrency: int = 8  # messages handed over at once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -481,6 +489,22 @@ def _validate(config: Config) -> None:
     _validate_cluster(config)
     _validate_dkim(config)
     _validate_logs(config)
+    _validate_drain(config.node)
+
+
+def _validate_drain(node: NodeConfig) -> None:
+    if node.drain_to is not None and not node.drain_to.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"node.drain_to: expected an http:// or https:// URL, got {node.drain_to!r}"
+        )
+    if node.drain_user is not None and node.drain_token_file is not None:
+        raise ConfigError("node.drain_token_file: use either drain_user or drain_token_file")
+    if node.drain_password_file is not None and node.drain_user is None:
+        raise ConfigError("node.drain_password_file: needs drain_user")
+    if node.drain_to_timeout <= 0 or node.drain_concurrency <= 0:
+        raise ConfigError(
+            "node.drain_to_timeout, node.drain_concurrency: must be greater than zero"
+        )
 
 
 def _validate_smtp_security(smtp: SmtpConfig) -> None:
