@@ -232,7 +232,7 @@ class DeliveryEngine:
         if is_relay(site):
             return peers
         allowed = [peer for peer in peers if self._address_policy.permits(peer.addr)]
-        if not allowed:
+        if peers and not allowed:
             refused = Outcome(destination_not_allowed(peers[0]), "connect", peers[0])
             raise DestinationRefused(refused)
         return allowed
