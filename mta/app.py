@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -14,10 +15,14 @@ from mta.bounce import load_classifier
 from mta.config import Config
 from mta.delivery import DeliveryEngine, MxResolver
 from mta.dkim import build_signer
+from mta.drain import AcceptedIds, HandoverReceiver
+from mta.drain.accepted import FILE_NAME as ACCEPTED_IDS_FILE
+from mta.drain.live import LiveDrain
 from mta.egress.metrics import EgressCollector
 from mta.egress.node import Egress
 from mta.http import HttpServer, NodeHealth
 from mta.http.admin_routes import ADMIN_OPENAPI_PATHS, add_admin_routes
+from mta.http.drain_route import drain_routes, max_handover_bytes
 from mta.inbound import Inbound
 from mta.inject import InjectService
 from mta.log_metrics import RecordLogCollector
@@ -27,6 +32,7 @@ from mta.metrics import Metrics
 from mta.queue.admin import QueueAdmin
 from mta.queue.events import QueueEvents
 from mta.queue.manager import QueueManager
+from mta.queue.ports import RecoveredLike
 from mta.smtp import SmtpServer
 from mta.suppression import Suppression, build_suppression
 from mta.suppression.metrics import SuppressionCollector
@@ -50,6 +56,7 @@ class HttpApi:
     metrics: Metrics
     inject: InjectService
     admin: QueueAdmin
+    handover: HandoverReceiver  # POST /api/internal/accept/v1 (a draining peer's mail)
 
 
 def build_http_api(
@@ -81,7 +88,16 @@ def build_http_api(
         admin_setup=lambda app: _admin_routes(app, admin, suppression),
         admin_openapi=ADMIN_OPENAPI_PATHS | (SUPPRESSION_OPENAPI_PATHS if suppression else {}),
     )
-    return HttpApi(server, health, metrics, inject, admin)
+    handover = HandoverReceiver(
+        spool=spool,
+        queue=queue,
+        records=records,
+        accepted=AcceptedIds(config.spool.path / ACCEPTED_IDS_FILE, fsync=config.spool.fsync),
+        unhealthy_reason=acceptor.unhealthy_reason,
+    )
+    limit = max_handover_bytes(config.smtp.max_message_bytes)
+    server.app.add_routes(drain_routes(handover, max_body_bytes=limit))
+    return HttpApi(server, health, metrics, inject, admin, handover)
 
 
 def _admin_routes(app: web.Application, admin: QueueAdmin, suppression: Suppression | None) -> None:
@@ -156,6 +172,9 @@ class Node:
         self.api.metrics.registry.register(RecordLogCollector(self.records))
         self.api.metrics.registry.register(WebhookCollector(self.webhooks.stats))
         self.api.metrics.registry.register(SuppressionCollector(self.suppression))
+        # [node] drain_to: hand what is queued to a peer at SIGTERM (credentials read now).
+        self.drain_out = LiveDrain(config.node) if config.node.drain_to else None
+        self._recovered: Iterable[RecoveredLike] = ()
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
@@ -168,6 +187,9 @@ class Node:
         try:
             recovered = await self.spool.open()
             logger.info("spool %s: %d messages recovered", self.config.spool.path, len(recovered))
+            await self.api.handover.start()
+            if self.drain_out is not None:  # those not queued again yet are drained too
+                self._recovered = recovered
             await self.webhooks.start()
             await self.suppression.start()  # before the queues: recovered mail may bounce
             await self.egress.start(self.api.admin, self.records)
@@ -195,6 +217,8 @@ class Node:
         await self.api.inject.close(drain)  # deferred batches stop; the rest resume at next start
         self.acceptor.refusing = "shutting down"
         await self.queue.shutdown(drain)
+        if self.drain_out is not None:
+            await self.drain_out.run(self.spool, list(self.queue.messages), self._recovered)
         await self.engine.close()
         await self.suppression.close()  # the last bounces' entries; before Redis closes
         await self.egress.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 from mta import (
     cli_dkim,
+    cli_drain,
     cli_inject,
     cli_log,
     cli_queue,
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_tsa.register(commands)
     cli_log.register(commands)
     cli_suppression.register(commands)
+    cli_drain.register(commands)  # mta spool drain
     return parser
 
 

@@ -5,6 +5,7 @@ Endpoints (KumoMTA's where KumoMTA has them):
 - `POST /api/inject/v1` (any valid credential or a trusted network; `[http] inject_rate`)
 - `GET /api/check-liveness/v1`, `GET /livez`, `GET /readyz` (no authentication)
 - `GET /metrics`, `/api/admin/*` (a trusted network or a user in `admin_users`)
+- `POST /api/internal/accept/v1` (the same: a draining peer hands over its mail, `mta.drain`)
 - `GET /api-docs/openapi.json` (any valid credential or a trusted network)
 """
 
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/api/check-liveness/v1"})
 ADMIN_PREFIX = "/api/admin/"
+INTERNAL_PREFIX = "/api/internal/"  # node to node (drain handover): admin rights
 METRICS_PATH = "/metrics"
 # By the time the server stops, the node has drained; requests still open get this long.
 SHUTDOWN_TIMEOUT_SECONDS = 5.0
@@ -42,7 +44,7 @@ def access_for(path: str) -> Access:
     """Who may call `path` (the route's canonical path, or the raw path when unrouted)."""
     if path in PUBLIC_PATHS:
         return Access.PUBLIC
-    if path.startswith(ADMIN_PREFIX) or path == METRICS_PATH:
+    if path.startswith((ADMIN_PREFIX, INTERNAL_PREFIX)) or path == METRICS_PATH:
         return Access.ADMIN
     return Access.USER
 
