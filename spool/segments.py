@@ -106,8 +106,17 @@ def append(fd: int, offset: int, chunks: list[bytes], *, fsync: bool) -> None:
         raise
 
 
-def read_exact(fd: int, size: int, offset: int) -> bytes:
-    """pread exactly ``size`` bytes; OSError when the file is shorter."""
+def read_exact(fd: int, size: int, offset: int, *, at_least: int | None = None) -> bytes:
+    """pread exactly ``size`` bytes; OSError when the file is shorter.
+
+    With ``at_least``, up to ``size`` bytes: fewer only where the file ends, but never
+    fewer than ``at_least``.
+    """
+    if at_least is not None:
+        data = os.pread(fd, size, offset)
+        if len(data) >= at_least:
+            return data
+        return data + read_exact(fd, at_least - len(data), offset + len(data))
     parts = [b""]
     while size > 0:
         chunk = os.pread(fd, size, offset)

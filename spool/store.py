@@ -24,6 +24,8 @@ from spool.writer import Writer
 logger = logging.getLogger("spool")
 
 DEFAULT_SEGMENT_BYTES: Final = 64 * 1024 * 1024
+HEADER_SIZE: Final = records.RECORD_HEADER_SIZE
+META_READ_AHEAD: Final = 2048  # bytes read at a record to get its meta, usually all of it
 _NEW, _OPEN, _CLOSED = "new", "open", "closed"
 
 
@@ -181,10 +183,12 @@ class Spool:
             seg, offset = entry[META_SEG], entry[META_OFF]
         try:
             fd = self._files.fd(seg)
-            header = segments.read_exact(fd, records.RECORD_HEADER_SIZE, offset)
-            id_len, meta_len = records.id_and_meta_lengths(header)
-            raw = segments.read_exact(fd, meta_len, offset + len(header) + id_len)
-            return records.decode_meta(raw)
+            head = segments.read_exact(fd, META_READ_AHEAD, offset, at_least=HEADER_SIZE)
+            id_len, meta_len = records.id_and_meta_lengths(head)
+            start = HEADER_SIZE + id_len
+            if start + meta_len <= len(head):  # one read for the usual meta of a few hundred bytes
+                return records.decode_meta(head[start : start + meta_len])
+            return records.decode_meta(segments.read_exact(fd, meta_len, offset + start))
         except (OSError, ValueError) as exc:
             raise SpoolError(f"cannot read the meta of message {msg_id!r}: {exc}") from exc
 

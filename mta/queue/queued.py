@@ -38,6 +38,9 @@ def _interned(value: Any) -> Any:
     return sys.intern(value) if type(value) is str else value
 
 
+_intern = sys.intern
+
+
 class QueuedLeg(Mapping[str, Any]):
     """One leg: the recipients of one domain, with their attempt count and due time."""
 
@@ -47,28 +50,29 @@ class QueuedLeg(Mapping[str, Any]):
         self,
         domain: str,
         rcpts: tuple[str, ...],
-        *,
-        attempts: int = 0,
-        due: float = 0.0,
-        queue: str = "",
-        last_reply: str | None = None,
+        attempts: int,
+        due: float,
+        queue: str,
+        last_reply: str | None,
     ) -> None:
-        self.domain: str = sys.intern(domain)
+        # Positional only in practice: a million of these are built at a restart.
+        self.domain: str = _intern(domain)
         self.rcpts = rcpts
         self.attempts = attempts
         self.due = due
-        self.queue: str = sys.intern(queue)
+        self.queue: str = _intern(queue)
         self.last_reply: str | None = _interned(last_reply)
 
     @classmethod
     def from_json(cls, domain: str, leg: Mapping[str, Any]) -> QueuedLeg:
+        get = leg.get
         return cls(
             domain,
             tuple(leg["rcpts"]),
-            attempts=leg.get("attempts", 0),
-            due=leg["due"],
-            queue=leg.get("queue") or domain,
-            last_reply=leg.get("last_reply"),
+            get("attempts", 0),
+            leg["due"],
+            get("queue") or domain,
+            get("last_reply"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -120,16 +124,19 @@ class QueuedMessage(Mapping[str, Any]):
 
     def __init__(self, meta: Mapping[str, Any]) -> None:
         """From a checked meta (`mta.queue.meta.check_meta`), new or read from the spool."""
-        self.sender: str = sys.intern(meta["sender"])
-        self.created: float = meta.get("created", 0.0)
-        self.size: int = meta.get("size", 0)
-        self.reception_protocol: str | None = _interned(meta.get("reception_protocol"))
-        self.peer: str | None = _interned(meta.get("peer"))
-        self.tenant: str | None = _interned(meta.get("tenant"))
-        self.campaign: str | None = _interned(meta.get("campaign"))
-        extra = {k: v for k, v in meta.items() if k not in _KNOWN_KEYS}
-        self.extra: dict[str, Any] | None = extra or None
-        legs = [QueuedLeg.from_json(domain, leg) for domain, leg in meta["legs"].items()]
+        get = meta.get
+        self.sender: str = _intern(meta["sender"])
+        self.created: float = get("created", 0.0)
+        self.size: int = get("size", 0)
+        self.reception_protocol: str | None = _interned(get("reception_protocol"))
+        self.peer: str | None = _interned(get("peer"))
+        self.tenant: str | None = _interned(get("tenant"))
+        self.campaign: str | None = _interned(get("campaign"))
+        self.extra: dict[str, Any] | None = None
+        if not _KNOWN_KEYS.issuperset(meta):
+            self.extra = {k: v for k, v in meta.items() if k not in _KNOWN_KEYS}
+        from_json = QueuedLeg.from_json
+        legs = [from_json(domain, leg) for domain, leg in meta["legs"].items()]
         self._legs: tuple[QueuedLeg, ...] | dict[str, QueuedLeg] = _leg_store(legs)
 
     # -- the legs ----------------------------------------------------------------------------
