@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from tests.support.node import NodeProcess, node_settings, send, simple_message
 from tests.support.scenario import relay_target
+from tests.support.smtp_sink import ScriptedSink
 from tests.support.webhook_receiver import WebhookReceiver
 
 SENDER = "alice@example.org"
@@ -53,6 +56,26 @@ async def test_no_event_is_lost_across_a_sigkill(tmp_path, sink_factory) -> None
         {"name": "events", "url": receiver.url, "types": ["Delivery"], "batch_size": 4,
          "max_delay": "0.1s", "retry_interval": "0.1s", "max_retry_interval": "0.5s"},
     ]  # fmt: skip
+    try:
+        delivered = await _kill_with_a_backlog(settings, tmp_path, receiver, sink)
+        restarted = NodeProcess(settings, tmp_path)
+        try:
+            await receiver.start()  # on the same port, keeping what it got before
+            await restarted.start()
+            await receiver.wait_for_records(15)
+            assert await restarted.terminate() == 0
+        finally:
+            await restarted.close()
+    finally:
+        await receiver.stop()
+    keys = [(r["id"], r["recipient"]) for r in receiver.records]
+    assert keys == [(r["id"], r["recipient"]) for r in delivered]  # all, once, in order
+
+
+async def _kill_with_a_backlog(
+    settings: dict[str, Any], tmp_path: Path, receiver: WebhookReceiver, sink: ScriptedSink
+) -> list[dict[str, Any]]:
+    """Five events sent, ten more queued on disk with the receiver down, then SIGKILL."""
     node = NodeProcess(settings, tmp_path)
     try:
         await receiver.start()
@@ -69,15 +92,4 @@ async def test_no_event_is_lost_across_a_sigkill(tmp_path, sink_factory) -> None
         await node.close()
     delivered = [r for r in node.records if r["type"] == "Delivery"]
     assert len(delivered) == 15
-
-    restarted = NodeProcess(settings, tmp_path)
-    try:
-        await receiver.start()  # on the same port, keeping what it got before
-        await restarted.start()
-        await receiver.wait_for_records(15)
-        assert await restarted.terminate() == 0
-    finally:
-        await restarted.close()
-        await receiver.stop()
-    keys = [(r["id"], r["recipient"]) for r in receiver.records]
-    assert keys == [(r["id"], r["recipient"]) for r in delivered]  # all, once, in order
+    return delivered
