@@ -19,7 +19,7 @@ from mta.logs import PeerAddress, RecordLog
 from mta.queue.manager import QueueManager
 from mta.queue.meta import Meta, new_meta, recipient_domain, record_meta
 from mta.replies import S250_QUEUED, S451_SPOOL_UNAVAILABLE, Reply, TransientError
-from mta.suppression import Entry, RecipientSuppressed, Suppression
+from mta.suppression import RecipientSuppressed, Suppression
 from spool import Spool, SpoolError
 
 logger = logging.getLogger(__name__)
@@ -65,11 +65,14 @@ class Acceptor:
         return await self.store(inbound)
 
     async def recipient_problem(self, recipient: str) -> Reply | None:
-        """SMTP RCPT: 550 5.1.1 when `recipient` is suppressed for the default tenant.
+        """SMTP RCPT: 550 5.1.1 when `recipient` has no route (a transport-map domain's
+        unknown address) or is suppressed for the default tenant.
 
         A message's own tenant shows only in its headers (X-Tenant), after DATA: `accept`
         checks the recipients of such a message then."""
-        if self._suppression is None:
+        refused = self._unroutable(recipient, None)
+        if refused is not None or self._suppression is None:
+            return refused
             return None
         entry = await self._suppression.check(recipient, None)
         return None if entry is None else entry.reply()
@@ -78,22 +81,30 @@ class Acceptor:
         """`inbound` without the recipients suppressed for its tenant, each logged as a
         Rejection; raises RecipientSuppressed (550 5.1.1) when none is left.
 
-        `rcpt_checked`: the default tenant's list was already applied at RCPT (SMTP)."""
+        `rcpt_checked`: the default tenant's list was already applied at RCPT (SMTP).
+        Recipients without a route (`mta.routing`, 550 5.1.1) are refused the same way."""
         tenant = self._tenant_campaign(inbound)[0]
-        if self._suppression is None or (rcpt_checked and tenant is None):
+        if rcpt_checked and tenant is None:
             return inbound
         kept: list[str] = []
-        refused: list[Entry] = []
+        refused: list[Reply] = []
         for rcpt in inbound.recipients:
-            entry = await self._suppression.check(rcpt, tenant)
-            if entry is None:
+            reply = self._unroutable(rcpt, tenant)
+            if reply is None and self._suppression is not None:
+                entry = await self._suppression.check(rcpt, tenant)
+                reply = None if entry is None else entry.reply()
+            if reply is None:
                 kept.append(rcpt)
             else:
-                refused.append(entry)
-                self._log_rejection(inbound, rcpt, entry.reply(), tenant)
+                refused.append(reply)
+                self._log_rejection(inbound, rcpt, reply, tenant)
         if not kept:
-            raise RecipientSuppressed(refused[0].reply())
+            raise RecipientSuppressed(refused[0])
         return dataclasses.replace(inbound, recipients=tuple(kept)) if refused else inbound
+
+    def _unroutable(self, recipient: str, tenant: str | None) -> Reply | None:
+        domain = recipient_domain(recipient, self._default_domain)
+        return self._queue.router.recipient_problem(recipient, domain, tenant)
 
     async def store(self, inbound: Inbound, msg_id: str | None = None) -> str:
         """Store and queue a message, also while shutting down (the node's own DSNs).
@@ -115,6 +126,7 @@ class Acceptor:
             tenant=tenant,
             campaign=campaign,
             default_domain=self._default_domain,
+            leg_key=lambda rcpt, domain: self._queue.router.leg_key(rcpt, domain, tenant),
         )
         try:
             await self._spool.store(msg_id, meta, inbound.data)
@@ -135,8 +147,9 @@ class Acceptor:
     def _log_reception(self, msg_id: str, meta: Meta, inbound: Inbound) -> None:
         peer = PeerAddress(name=inbound.peer_name, addr=inbound.peer_address)
         extra = record_meta(meta)
+        legs = {rcpt: leg for leg in meta["legs"].values() for rcpt in leg["rcpts"]}
         for rcpt in inbound.recipients:
-            leg = meta["legs"][recipient_domain(rcpt, self._default_domain)]
+            leg = legs[rcpt]
             self._records.record(
                 "Reception",
                 id=msg_id,

@@ -156,8 +156,8 @@ class Locator:
 
         delivery = self._config.delivery
         route = match_route(self._config.routes, domain)
-        if route is not None and route.relay is not None:
-            host, port = parse_hostport(route.relay, default_port=delivery.smtp_port)
+        if route is not None and route.relay:
+            host, port = parse_hostport(route.relay[0], default_port=delivery.smtp_port)
             return Location(relay_site_name(host, port), (host,), "relay route")
         return await self._lookup(domain)
 
@@ -182,7 +182,7 @@ class Locator:
 
     def _relayed(self, domain: str) -> bool:
         route = match_route(self._config.routes, domain)
-        return route is not None and route.relay is not None
+        return route is not None and bool(route.relay)
 
     async def _lookup(self, domain: str) -> Location:
         from mta.delivery import MxResolver, SiteError

@@ -139,9 +139,44 @@ class QueueConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RouteAuthConfig:
+    """`[routes.auth]`: SASL PLAIN/LOGIN credentials for a relay (sent under TLS only)."""
+
+    username: str = ""
+    password_file: Path | None = None  # re-read when it changes (a mounted Secret)
+    password_env: str | None = None  # or the name of an environment variable
+
+
+RouteTls = Literal["starttls", "implicit", "none"]
+RouteMapFormat = Literal["postfix-regex", "postfix-hash-source"]
+
+
+@dataclasses.dataclass(frozen=True)
 class RouteConfig:
-    domains: tuple[str, ...] = ("*",)
-    relay: str | None = None
+    """`[[routes]]`: which recipients (all given criteria must match) go where; first match
+    wins. Exactly one destination: `mx` (the default), `relay`, `lmtp`, `discard` or
+    `transport_file` (see mta.routing). An egress `pool`/`source` key may join these."""
+
+    domains: tuple[str, ...] = ("*",)  # "example.com", "*.example.com", "*"
+    addresses: tuple[str, ...] = ()  # full recipient addresses (case-insensitive)
+    regex: str | None = None  # searched in the full recipient address
+    tenant: str | None = None
+    mx: bool = False
+    relay: tuple[str, ...] = ()  # "host:port" smart hosts, tried in order; a string is one
+    # relay: "starttls" (required, verified unless tls_verify = false), "implicit" (TLS from
+    # the first byte, port 465) or "none"; unset: "starttls" with `auth`, else the egress
+    # path's `enable_tls` (opportunistic by default, as before routes had `tls`).
+    tls: RouteTls | None = None
+    tls_verify: bool = True  # relay: check the relay's certificate and name
+    auth: RouteAuthConfig | None = None
+    lmtp: str | None = None  # "host:port" or a unix socket path (RFC 2033)
+    discard: bool = False  # accept and drop, logged (KumoMTA's `null` queue)
+    transport_file: Path | None = None  # a Postfix transport map (Mailman's postfix_lmtp)
+    format: RouteMapFormat = "postfix-hash-source"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.relay, str):  # `relay = "host:port"` (and older callers)
+            object.__setattr__(self, "relay", (self.relay,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -466,15 +501,9 @@ def _validate(config: Config) -> None:
         _guard(f"delivery.allowed_private_networks[{i}]", ipaddress.ip_network, network)
     for i, server in enumerate(config.dns.nameservers):
         _guard(f"dns.nameservers[{i}]", lambda text: parse_hostport(text, default_port=53), server)
-    for i, route in enumerate(config.routes):
-        if not route.domains:
-            raise ConfigError(f"routes[{i}].domains: at least one domain pattern is required")
-        if route.relay is not None:
-            _guard(
-                f"routes[{i}].relay",
-                lambda text: parse_hostport(text, default_port=25),
-                route.relay,
-            )
+    from mta.routing.validate import validate_routes  # mta.routing imports this module
+
+    validate_routes(config.routes)
     _validate_smtp_security(config.smtp)
     for key, spec in (
         ("smtp.auth_rate", config.smtp.auth_rate),

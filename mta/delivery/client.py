@@ -19,6 +19,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiosmtplib
 from aiosmtplib import (
@@ -46,6 +47,7 @@ QUIT_TIMEOUT = 5.0  # QUIT is a courtesy; never hold a worker for it
 SERVICE_READY = 220
 SERVICE_CLOSING = 421  # RFC 5321 3.8: the server is closing the channel
 START_MAIL_INPUT = 354
+AUTH_SUCCESSFUL = 235  # RFC 4954 6
 NETWORK_ERRORS = (SMTPException, OSError, TimeoutError)
 
 
@@ -72,6 +74,16 @@ class Timeouts:
         )
 
 
+class Credentials(Protocol):
+    """SASL credentials of a relay route (mta.routing.PasswordSource)."""
+
+    username: str
+
+    def password(self) -> str:
+        """The current password; raises OSError when it cannot be read now."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SessionSettings:
     ehlo_name: str
@@ -81,6 +93,12 @@ class SessionSettings:
     tls_contexts: TlsContexts
     # The path's `opportunistic_tls_reconnect_on_failed_handshake`.
     reconnect_in_plain: bool = False
+    # Relay routes (mta.delivery.relay): TLS from the first byte, verified per this mode
+    # ("Required" or "RequiredInsecure"); SASL credentials, only ever sent under TLS; an
+    # LMTP server's unix socket.
+    implicit_tls: str | None = None
+    credentials: Credentials | None = None
+    socket_path: str | None = None
 
 
 class HostFailure(Exception):
@@ -230,18 +248,26 @@ class SmtpSession:
 
     @classmethod
     async def _open(cls, peer: PeerAddress, settings: SessionSettings) -> SmtpSession:
+        implicit = settings.implicit_tls
         smtp = aiosmtplib.SMTP(
-            hostname=peer.addr,
-            port=settings.port,
+            # Implicit TLS verifies the name it connects to: the relay's, not its address.
+            hostname=None if settings.socket_path else (peer.name if implicit else peer.addr),
+            port=None if settings.socket_path else settings.port,
             timeout=None,
             local_hostname=settings.ehlo_name,
             start_tls=False,
+            use_tls=implicit is not None,
+            tls_context=None if implicit is None else settings.tls_contexts.for_mode(implicit),
+            socket_path=settings.socket_path,
         )
         session = cls(smtp, peer, settings)
         try:
             await session._connect()
+            if implicit is not None:
+                session._record_tls()
             await session._hello()
             await session._secure()
+            await session._authenticate()
             if session.pipelining and smtp.protocol is not None:
                 session._reader = _ReplyReader.install(smtp.protocol)
         except BaseException:
@@ -354,6 +380,31 @@ class SmtpSession:
         cipher = ssl_object.cipher()
         self.tls_cipher = cipher[0] if cipher else None
         self.tls_protocol_version = ssl_object.version()
+
+    async def _authenticate(self) -> None:
+        """SASL PLAIN, else LOGIN (RFC 4954, RFC 4616) when the route has credentials; never
+        without TLS. A refusal (535) makes the host unusable for now: transient, retried."""
+        credentials = self._settings.credentials
+        if credentials is None:
+            return
+        if self.tls_cipher is None:
+            raise self._failure(r.auth_without_tls(self.peer), "AUTH")
+        try:
+            password = credentials.password()
+        except OSError as error:
+            raise self._failure(r.auth_unavailable(self.peer, str(error)), "AUTH") from None
+        methods = self._smtp.server_auth_methods
+        user = credentials.username
+        if "plain" in methods:
+            mechanism, step = "PLAIN", self._smtp.auth_plain(user, password, timeout=None)
+        elif "login" in methods:
+            mechanism, step = "LOGIN", self._smtp.auth_login(user, password, timeout=None)
+        else:
+            raise self._failure(r.auth_unavailable(self.peer, "no PLAIN or LOGIN"), "AUTH")
+        reply = await self._step("AUTH", self._timeouts.ehlo, step)
+        if reply.code != AUTH_SUCCESSFUL:
+            refused = r.auth_refused(self.peer, mechanism, user, reply)
+            raise self._failure(refused, "AUTH")
 
     # -- the transaction -----------------------------------------------------------------
 

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from mta.config import DeliveryConfig, RouteConfig
 from mta.egress.rules import delivery_layer
 from mta.replies import S554_MAIL_LOOP
-from mta.units import parse_hostport
+from mta.routing import DISCARD, Destination, Rejected
+from mta.routing.destination import S250_DISCARDED, route_destination
 from shaping.gate import Refusal, Shaper
 from shaping.leases import MemoryLeases
 from shaping.rules import ShapingRules
@@ -24,15 +25,15 @@ from .mx import (
     connection_order,
     drop_self,
     is_relay,
-    relay_site_name,
     system_addresses,
 )
 from .paths import PathCache
 from .pool import SessionPool
 from .private import AddressPolicy, DestinationRefused, destination_not_allowed
+from .relay import DISCARD_SITE, RouteSites
 from .replies import S451_CONNECT_FAILED, S451_INTERNAL_ERROR, as_transient
 from .sts_fetch import PolicyFetcher, StsPolicies
-from .tls import TlsContexts
+from .tls import DISABLED, TlsContexts
 from .types import Job, Outcome, PathThrottled, PeerAddress, Site, SiteError
 
 logger = logging.getLogger(__name__)
@@ -69,17 +70,25 @@ class DeliveryEngine:
         self.rules = rules or ShapingRules.load([delivery_layer(config)])
         self.shaper = shaper or Shaper(MemoryThrottle(), MemoryLeases())
         self._paths = PathCache(self.rules)
+        self._routed = RouteSites(config.smtp_port)  # relay and LMTP routes (relay.py)
 
     # -- sites -------------------------------------------------------------------------
 
-    async def site_for(self, domain: str, route: RouteConfig | None) -> Site:
-        """The site for `domain` (a relay route skips the MX lookup and MTA-STS), with the
-        shaping settings of its egress path and the domain's MTA-STS policy applied;
-        raises SiteError."""
-        if route is not None and route.relay is not None:
-            host, port = parse_hostport(route.relay, default_port=self._config.smtp_port)
-            site = Site(relay_site_name(host, port), ((host,),), port, self._config.enable_tls)
-            return await self._without_self(self._paths.shape(domain, site, relay=True))
+    async def site_for(
+        self, domain: str, route: Destination | Rejected | RouteConfig | None
+    ) -> Site:
+        """The site for `domain` on its route (mta.routing; a relay or LMTP route skips the
+        MX lookup and MTA-STS), with the shaping settings of its egress path and the domain's
+        MTA-STS policy applied; raises SiteError (a Rejected route: its permanent reply)."""
+        if isinstance(route, RouteConfig):
+            route = route_destination(route)
+        if isinstance(route, Rejected):
+            raise SiteError(Outcome(route.reply, "RCPT"))
+        if route == DISCARD:
+            return Site(DISCARD_SITE, (), 0, DISABLED)
+        if route is not None and route.kind in ("relay", "lmtp"):
+            site = self._paths.shape(domain, self._routed.site(route), relay=True)
+            return await self._without_self(site)
         site = await self._resolver.resolve_site(
             domain, port=self._config.smtp_port, tls=self._config.enable_tls
         )
@@ -109,7 +118,10 @@ class DeliveryEngine:
 
     async def _addresses(self, site: Site, host: str) -> list[str]:
         """Addresses to try for `host`; raises SiteError for this host only."""
-        if is_relay(site):
+        transport = self._routed.transport(site.name)
+        if transport is not None and transport.socket_path is not None:
+            return [transport.socket_path]
+        if is_relay(site) or transport is not None:
             return await system_addresses(host, site.port, self._config.connect_timeout)
         return await self._resolver.addresses(host)
 
@@ -136,6 +148,8 @@ class DeliveryEngine:
     async def _deliver(self, site: Site, job: Job) -> dict[str, Outcome]:
         if not job.recipients:
             return {}
+        if site.name == DISCARD_SITE:  # KumoMTA's `null` queue: logged as delivered
+            return dict.fromkeys(job.recipients, Outcome(S250_DISCARDED))
         session = self._pool.take(site.name)
         if session is not None:
             try:
@@ -212,8 +226,12 @@ class DeliveryEngine:
             except SiteError as error:
                 walk.failed(error.outcome)
                 continue
+            transport = self._routed.transport(site.name)
             for peer in peers:
                 try:
+                    if transport is not None:
+                        host_settings = transport.settings(settings, host)
+                        return await transport.session_class.open(peer, host_settings)
                     return await SmtpSession.open(peer, settings)
                 except HostFailure as failure:
                     logger.info("%s: %s", site.name, failure.outcome.reply)
@@ -229,7 +247,7 @@ class DeliveryEngine:
         if looping and len(looping) == len(peers):
             raise SiteError(Outcome(S554_MAIL_LOOP, "connect", looping[0]))
         peers = [peer for peer in peers if peer not in looping]
-        if is_relay(site):
+        if is_relay(site) or self._routed.transport(site.name) is not None:
             return peers
         allowed = [peer for peer in peers if self._address_policy.permits(peer.addr)]
         if peers and not allowed:

@@ -64,6 +64,28 @@ def smtputf8_required(peer: PeerAddress) -> Reply:
     return S553_SMTPUTF8_REQUIRED.with_text(f"SMTPUTF8 is required but was not offered by {peer}")
 
 
+# RFC 4954 6: 454 4.7.0 temporary authentication failure; 4.7.8 credentials invalid.
+S454_AUTH_FAILED = Reply(454, "4.7.0", "Authentication failed")
+
+
+def auth_without_tls(peer: PeerAddress) -> Reply:
+    return S454_AUTH_FAILED.with_text(f"refusing to send credentials to {peer} without TLS")
+
+
+def auth_unavailable(peer: PeerAddress, detail: str) -> Reply:
+    return S454_AUTH_FAILED.with_text(f"cannot authenticate to {peer}: {detail}")
+
+
+def auth_refused(peer: PeerAddress, mechanism: str, username: str, reply: Reply) -> Reply:
+    """The relay refused our credentials (535): transient, so mail waits for a fixed secret."""
+    return Reply(
+        454,
+        "4.7.8",
+        f"{peer} refused AUTH {mechanism} as {username!r}: {reply}"
+        " (check the route's auth; password_file is re-read when it changes)",
+    )
+
+
 def refused_to_talk(peer: PeerAddress, command: str, reply: Reply) -> Reply:
     """A remote reply that ended a session before MAIL, named after the host that sent it."""
     return reply.with_text(f"{peer} refused to talk to me: {reply} (in reply to {command})")

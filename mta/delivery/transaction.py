@@ -105,6 +105,10 @@ class Transaction:
         """The reply after the final dot decides every accepted recipient."""
         self._settle(self.accepted, reply, ".")
 
+    def on_lmtp_dot(self, recipient: str, reply: Reply) -> None:
+        """LMTP (RFC 2033 4.2): the final dot gets one reply per accepted recipient."""
+        self._settle([recipient], reply, ".")
+
     def fail_pending(self, reply: Reply) -> None:
         """Recipients without a final answer get `reply` (the connection is gone)."""
         self._settle(self.recipients, reply, self.phase)

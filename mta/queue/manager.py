@@ -32,9 +32,10 @@ from mta.queue.ports import AdminGate, Key, RecoveredLike, RecoveryHandler, Spoo
 from mta.queue.queued import QueuedLeg, QueuedMessage
 from mta.queue.ready import ReadyQueue
 from mta.queue.retry import is_expired, retry_delay
-from mta.queue.routes import match_route
 from mta.queue.scheduler import Entry, Scheduler
 from mta.replies import S451_LOCAL_ERROR, S551_MESSAGE_EXPIRED, Reply
+from mta.routing import Router
+from mta.routing.router import leg_domain
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class QueueManager:
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
+        self.router = Router(config.routes)  # also asked at acceptance (RCPT, leg keys)
         self._spool = spool
         self._engine = engine
         self._log = log
@@ -229,8 +231,9 @@ class QueueManager:
             del self._handling[key]
 
     async def _bind(self, key: Key) -> None:
-        domain = key[1]
-        route = match_route(self._config.routes, domain)
+        domain = leg_domain(key[1])  # a leg routed by address is "domain!routing-key"
+        rcpt, tenant = self._get_leg(key).rcpts[0], self._messages[key[0]].tenant
+        route = self.router.decide(rcpt, domain, tenant)  # a leg's recipients route alike
         try:
             site = await self._engine.site_for(domain, route)
         except SiteError as exc:

@@ -11,7 +11,7 @@ with its own attempt count and due time, so that one slow domain never holds up 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 META_VERSION = 1
@@ -49,10 +49,15 @@ def new_meta(
     tenant: str | None,
     campaign: str | None,
     default_domain: str,
+    leg_key: Callable[[str, str], str] | None = None,
 ) -> dict[str, Any]:
+    """`leg_key(recipient, domain)`: the recipient's leg, when not its domain alone
+    ("domain!routing-key": mta.routing); it also ends the leg's queue name."""
     legs: dict[str, dict[str, Any]] = {}
     for rcpt in recipients:
         domain = recipient_domain(rcpt, default_domain)
+        if leg_key is not None:
+            domain = leg_key(rcpt, domain)
         leg = legs.setdefault(domain, new_leg(queue_name(domain, tenant, campaign), created))
         leg["rcpts"].append(rcpt)
     return {

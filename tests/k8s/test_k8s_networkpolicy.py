@@ -91,7 +91,7 @@ def _connections(objs: list[Obj], raw: Mapping[str, object]) -> list[tuple[str, 
             wanted.append((url.hostname or "", url.port or 80))
     for route in config.routes:
         if route.relay:
-            wanted.append(parse_hostport(route.relay, default_port=25))
+            wanted.extend(parse_hostport(relay, default_port=25) for relay in route.relay)
     if not any("*" in route.domains and route.relay for route in config.routes):
         wanted.append(("mx.example.net", config.delivery.smtp_port))  # MX delivery
     return wanted

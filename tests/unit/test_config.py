@@ -58,7 +58,7 @@ stdout = false
     assert config.queue.max_retry_interval == 5400
     assert config.queue.max_age == 2 * 86400
     assert config.routes[0].domains == ("example.com", "*.example.org")
-    assert config.routes[0].relay == "127.0.0.1:2526"
+    assert config.routes[0].relay == ("127.0.0.1:2526",)  # a string is a one-host list
     assert config.log.stdout is False
 
 
@@ -76,7 +76,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     )
     assert config.smtp.max_recipients == 7
     assert config.smtp.listen == ("127.0.0.1:1025", "127.0.0.2:1025")
-    assert config.routes[0].relay == "127.0.0.1:2526"
+    assert config.routes[0].relay == ("127.0.0.1:2526",)  # a string is a one-host list
     assert config.log.stdout is False
 
 

@@ -70,9 +70,9 @@ def test_routes_first_match_wins() -> None:
         RouteConfig(domains=("*.example.org",), relay="b:25"),
         RouteConfig(domains=("*",), relay="c:25"),
     ]
-    assert match_route(routes, "EXAMPLE.com").relay == "a:25"  # type: ignore[union-attr]
-    assert match_route(routes, "lists.example.org").relay == "b:25"  # type: ignore[union-attr]
-    assert match_route(routes, "example.org").relay == "c:25"  # type: ignore[union-attr]
+    assert match_route(routes, "EXAMPLE.com").relay == ("a:25",)  # type: ignore[union-attr]
+    assert match_route(routes, "lists.example.org").relay == ("b:25",)  # type: ignore[union-attr]
+    assert match_route(routes, "example.org").relay == ("c:25",)  # type: ignore[union-attr]
     assert match_route(routes[:2], "elsewhere.net") is None
 
 
