@@ -45,7 +45,7 @@ READY_FULL_DELAY = 1.0  # seconds before retrying to bind an entry whose ready q
 MAX_THROTTLE_WAIT = 2.0
 # The re-queueing at start hands the event loop back this often (seconds), so that SMTP and
 # HTTP answer while a million recovered messages are queued again.
-RECOVERY_SLICE = 0.005
+RECOVERY_SLICE = 0.002
 RECOVERY_CHECK_EVERY = 64  # messages between two looks at the clock
 S451_PATH_THROTTLED = Reply(451, "4.4.5", "egress path throttled")
 
