@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from mta.config import DeliveryConfig, RouteConfig
 from mta.egress.rules import delivery_layer
 from mta.replies import S554_MAIL_LOOP
-from mta.routing import DISCARD, Destination, Rejected
+from mta.routing import Destination, Rejected
 from mta.routing.destination import S250_DISCARDED, route_destination
 from shaping.gate import Refusal, Shaper
 from shaping.leases import MemoryLeases
@@ -84,7 +84,7 @@ class DeliveryEngine:
             route = route_destination(route)
         if isinstance(route, Rejected):
             raise SiteError(Outcome(route.reply, "RCPT"))
-        if route == DISCARD:
+        if route is not None and route.kind == "discard":
             return Site(DISCARD_SITE, (), 0, DISABLED)
         if route is not None and route.kind in ("relay", "lmtp"):
             site = self._paths.shape(domain, self._routed.site(route), relay=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -51,9 +52,10 @@ class ServerCert:
 class _Server:
     """An asyncio server of aiosmtpd protocols that records what it accepts."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, socket_path: str | None = None) -> None:
         self.host = host
-        self.port = port or free_port(host)
+        self.port = 0 if socket_path else port or free_port(host)
+        self.socket_path = socket_path  # a unix socket instead of host:port
         self.messages: list[Received] = []
         self.connections = 0
         self._server: asyncio.Server | None = None
@@ -68,6 +70,9 @@ class _Server:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.socket_path is not None:
+            self._server = await loop.create_unix_server(self._tracked, self.socket_path)
+            return
         self._server = await loop.create_server(
             self._tracked, self.host, self.port, ssl=self._ssl()
         )
@@ -120,7 +125,9 @@ class _RecordingHandler:
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
         user = session.auth_data.login.decode() if session.authenticated else ""
-        tls = session.ssl is not None
+        transport = smtp.transport
+        implicit = transport is not None and transport.get_extra_info("sslcontext") is not None
+        tls = session.ssl is not None or implicit
         self._server.record(
             Received(str(envelope.mail_from), list(envelope.rcpt_tos), content, tls, user)
         )
@@ -154,13 +161,19 @@ class SmartHost(_Server):
         return self.cert.context if self.implicit_tls else None
 
     def _protocol(self) -> SMTP:
+        with warnings.catch_warnings():
+            # Implicit TLS: aiosmtpd knows only STARTTLS as TLS and warns about AUTH without.
+            warnings.simplefilter("ignore", UserWarning)
+            return self._smtp()
+
+    def _smtp(self) -> SMTP:
         return SMTP(
             _RecordingHandler(self),
             hostname="smarthost.test",
             tls_context=None if self.implicit_tls else self.cert.context,
             require_starttls=not self.implicit_tls,
             auth_required=True,
-            auth_require_tls=True,
+            auth_require_tls=not self.implicit_tls,
             authenticator=self._authenticate,
         )
 
@@ -209,8 +222,15 @@ class LmtpSink(_Server):
     """An LMTP server (aiosmtpd's LMTP, as Mailman's runner) that records the recipients
     each message was delivered to (those whose reply was 2xx)."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **script: Any) -> None:
-        super().__init__(host, port)
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        socket_path: str | None = None,
+        **script: Any,
+    ) -> None:
+        super().__init__(host, port, socket_path)
         self.script = LmtpScript(**script)
 
     def _protocol(self) -> SMTP:
