@@ -147,6 +147,7 @@ class Node:
         self.queue = QueueManager(
             config, spool=self.spool, engine=self.engine, log=QueueEvents(self.records, classifier)
         )
+        self.queue.queue_rates = self.egress.queue_rates()
         self.signer = build_signer(config.dkim)  # keys loaded now: a bad one stops the start
         self.acceptor = Acceptor(
             spool=self.spool,

@@ -13,6 +13,7 @@ from typing import Any, Final
 from mta.config import Config
 from mta.logs import RecordLog
 from mta.queue.admin import QueueAdmin
+from mta.queue.rates import QueueRates
 from shaping.tsa.client import TsaConfigPoller, TsaSubscriber
 from shaping.tsa.link import read_token
 from shaping.tsa.publisher import TsaPublisher
@@ -43,6 +44,11 @@ class Egress:
     @property
     def tsa_urls(self) -> tuple[str, ...]:
         return self.config.tsa.publish
+
+    def queue_rates(self) -> QueueRates | None:
+        """`[[queue.rates]]` on the node's throttle (shared through Redis when configured)."""
+        rates = self.config.queue.rates
+        return QueueRates(rates, self.limits.shaper.throttle) if rates else None
 
     async def start(self, admin: QueueAdmin, records: RecordLog) -> None:
         """Watch the shaping files; run automation here, or follow the TSAs."""

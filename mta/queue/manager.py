@@ -30,6 +30,7 @@ from mta.queue.meta import Meta, MetaError, check_meta
 from mta.queue.notify import DsnSender, DsnSubmitter
 from mta.queue.ports import AdminGate, Key, RecoveredLike, RecoveryHandler, SpoolLike
 from mta.queue.queued import QueuedLeg, QueuedMessage
+from mta.queue.rates import QueueRates
 from mta.queue.ready import ReadyQueue
 from mta.queue.retry import is_expired, retry_delay
 from mta.queue.scheduler import Entry, Scheduler
@@ -65,6 +66,7 @@ class QueueManager:
     ) -> None:
         self._config = config
         self.router = Router(config.routes)  # also asked at acceptance (RCPT, leg keys)
+        self.queue_rates: QueueRates | None = None  # [[queue.rates]], on the node's throttle
         self._spool = spool
         self._engine = engine
         self._log = log
@@ -233,6 +235,8 @@ class QueueManager:
     async def _bind(self, key: Key) -> None:
         domain = leg_domain(key[1])  # a leg routed by address is "domain!routing-key"
         rcpt, tenant = self._get_leg(key).rcpts[0], self._messages[key[0]].tenant
+        if self.queue_rates is not None and await self._over_queue_rate(key, domain):
+            return
         route = self.router.decide(rcpt, domain, tenant)  # a leg's recipients route alike
         try:
             site = await self._engine.site_for(domain, route)
@@ -242,6 +246,15 @@ class QueueManager:
         if not self._ready_queue(site).put(key):
             leg = self._get_leg(key)
             self._scheduler.schedule(key, self._clock() + READY_FULL_DELAY, leg.queue)
+
+    async def _over_queue_rate(self, key: Key, domain: str) -> bool:
+        """A scheduled queue over its `[[queue.rates]]` rate keeps the leg, unattempted."""
+        assert self.queue_rates is not None
+        message, queue = self._messages[key[0]], self._get_leg(key).queue
+        wait = await self.queue_rates.delay(queue, domain, message.tenant, message.campaign)
+        if wait > 0:
+            self._delay(key, wait)
+        return wait > 0
 
     def _ready_queue(self, site: Site) -> ReadyQueue[Key]:
         known = self._sites.get(site.name)
