@@ -92,6 +92,16 @@ class ReadyQueue(Generic[K]):
             task.add_done_callback(self._workers.discard)
 
     async def _work(self) -> None:
+        try:
+            await self._work_items()
+        finally:
+            # Leave the set now, not in a done callback one loop turn later: a `put` in
+            # between would count this worker as free, start none, and strand its entry.
+            task = asyncio.current_task()
+            if task is not None:
+                self._workers.discard(task)
+
+    async def _work_items(self) -> None:
         while self._items and not self.closing and not self.suspended:
             if len(self._workers) > self._max_workers:
                 # The limit went down: this worker is one too many. Leave the set now, so
