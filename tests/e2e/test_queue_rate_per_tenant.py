@@ -34,7 +34,7 @@ async def test_a_tenant_queue_is_held_to_its_rate(
         for n in range(5):
             await node.send("s@example.org", [f"s{n}@{DOMAIN}"], message("slow", n))
             await node.send("s@example.org", [f"f{n}@{DOMAIN}"], message("fast", n))
-        await wait_until(lambda: len(target.sink.messages) == 10, 20, "all ten delivered")
+        await wait_until(lambda: len(node.of_type("Delivery")) == 10, 20, "all ten delivered")
 
         deliveries = node.of_type("Delivery")
         assert {d["queue"] for d in deliveries} == {f"slow@{DOMAIN}", f"fast@{DOMAIN}"}
