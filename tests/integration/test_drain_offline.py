@@ -168,9 +168,10 @@ class StallingProxy:
         headers = {
             k: v for k, v in request.headers.items() if k in ("Authorization", "Content-Type")
         }
-        async with aiohttp.ClientSession() as session, session.post(
-            self._peer_url + request.path, data=body, headers=headers
-        ) as got:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self._peer_url + request.path, data=body, headers=headers) as got,
+        ):
             status, text = got.status, await got.read()
         self.forwarded += 1
         if self.forwarded > self._stall_after:
