@@ -52,6 +52,9 @@ class Acceptor:
         self._default_domain = default_domain
         self._clock = clock
         self.refusing: str | None = None  # set while shutting down
+        # Metrics: `on_stored(reception_protocol, seconds)` once a message is durable, queued
+        # and logged, i.e. when the client may be answered (its accept latency).
+        self.on_stored: Callable[[str, float], None] | None = None
 
     def unhealthy_reason(self) -> str | None:
         return self.refusing or self._spool.unhealthy_reason()
@@ -111,6 +114,7 @@ class Acceptor:
 
         `msg_id` lets a caller that must be idempotent across restarts choose the id.
         """
+        started = time.perf_counter()
         msg_id = msg_id or new_message_id()
         if self._signer is not None:  # sign once, here: retries and restarts never re-sign
             signed = await self._signer.sign(inbound.data, inbound.sender)
@@ -135,6 +139,8 @@ class Acceptor:
             raise TransientError(S451_SPOOL_UNAVAILABLE, str(exc)) from exc
         self._queue.insert(msg_id, meta)
         self._log_reception(msg_id, meta, inbound)
+        if self.on_stored is not None:
+            self.on_stored(inbound.reception_protocol, time.perf_counter() - started)
         return msg_id
 
     @staticmethod

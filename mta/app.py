@@ -29,6 +29,7 @@ from mta.log_metrics import RecordLogCollector
 from mta.log_segments import SegmentPolicy
 from mta.logs import RecordLog
 from mta.metrics import Metrics
+from mta.metrics_node import NodeCollector, node_sources
 from mta.queue.admin import QueueAdmin
 from mta.queue.events import QueueEvents
 from mta.queue.manager import QueueManager
@@ -173,6 +174,9 @@ class Node:
         self.api.metrics.registry.register(RecordLogCollector(self.records))
         self.api.metrics.registry.register(WebhookCollector(self.webhooks.stats))
         self.api.metrics.registry.register(SuppressionCollector(self.suppression))
+        self.api.metrics.registry.register(NodeCollector(node_sources(self)))
+        self.acceptor.on_stored = self.api.metrics.observe_accept
+        self.queue.on_throttle_wait = self.api.metrics.observe_throttle_wait
         # [node] drain_to: hand what is queued to a peer at SIGTERM (credentials read now).
         self.drain_out = LiveDrain(config.node) if config.node.drain_to else None
         self._recovered: Iterable[RecoveredLike] = ()

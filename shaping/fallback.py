@@ -9,11 +9,12 @@ Redis at most every ``probe_interval`` seconds while in fallback.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from redis.exceptions import RedisError
@@ -29,6 +30,39 @@ DEFAULT_PROBE_INTERVAL: Final = 5.0  # seconds between attempts to return to Red
 # What "Redis trouble" means: our own per-call timeouts, socket errors, and anything the
 # client or server reports (connection loss, READONLY replica, OOM, script errors).
 REDIS_TROUBLE: Final = (TimeoutError, OSError, RedisError)
+# Upper bounds (seconds) of the Redis call latency buckets: a healthy Redis answers in well
+# under a millisecond on a LAN; the top buckets meet the per-call timeouts.
+REDIS_LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class RedisCalls:
+    """Plain counts of Redis calls for a metrics collector to read (shaping imports no
+    metrics library): calls, failed calls, and a latency histogram (`buckets[i]` counts the
+    calls of at most `REDIS_LATENCY_BUCKETS[i]` seconds; the last counts the slower ones)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.errors = 0
+        self.seconds = 0.0
+        self.buckets = [0] * (len(REDIS_LATENCY_BUCKETS) + 1)
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        """Count the call made inside, and whether it met Redis trouble."""
+        started = time.perf_counter()
+        try:
+            yield
+        except REDIS_TROUBLE:
+            self.errors += 1
+            raise
+        finally:
+            self._observe(time.perf_counter() - started)
+
+    def _observe(self, seconds: float) -> None:
+        self.calls += 1
+        self.seconds += seconds
+        index = next((i for i, b in enumerate(REDIS_LATENCY_BUCKETS) if seconds <= b), -1)
+        self.buckets[index] += 1
 
 
 class Route(enum.Enum):
@@ -55,6 +89,7 @@ class RedisHealth:
         self.probe_interval = probe_interval
         self.using_redis = True
         self.fallbacks = 0  # switches from Redis to memory, for metrics
+        self.calls = RedisCalls()  # every call made to Redis, for metrics
         self._clock = clock
         self._next_probe = 0.0
 
@@ -119,7 +154,8 @@ class ResilientThrottle:
         route = self.health.route()
         if route is not Route.MEMORY:
             try:
-                result = await self._redis.check(key, spec, quantity)
+                with self.health.calls.timed():
+                    result = await self._redis.check(key, spec, quantity)
             except REDIS_TROUBLE as error:
                 self.health.failed(route, error)
             else:
@@ -143,7 +179,8 @@ class ResilientLeases:
         route = self.health.route()
         if route is not Route.MEMORY:
             try:
-                lease = await self._redis.acquire(key, limit, ttl)
+                with self.health.calls.timed():
+                    lease = await self._redis.acquire(key, limit, ttl)
             except REDIS_TROUBLE as error:
                 self.health.failed(route, error)
             else:
@@ -155,7 +192,8 @@ class ResilientLeases:
         if lease.backend == "memory":
             return await self.memory.extend(lease)
         try:
-            return await self._redis.extend(lease)
+            with self.health.calls.timed():
+                return await self._redis.extend(lease)
         except REDIS_TROUBLE as error:
             # Keep the connection: dropping it would stop mail, and the lease simply
             # expires in Redis if we never get to extend it again.
@@ -167,7 +205,8 @@ class ResilientLeases:
             await self.memory.release(lease)
             return
         try:
-            await self._redis.release(lease)
+            with self.health.calls.timed():
+                await self._redis.release(lease)
         except REDIS_TROUBLE as error:  # it expires after its ttl
             self.health.failed(Route.REDIS, error)
 
@@ -175,7 +214,8 @@ class ResilientLeases:
         """Held leases on ``key`` in the store currently in use."""
         if self.health.using_redis:
             try:
-                return await self._redis.count(key)
+                with self.health.calls.timed():
+                    return await self._redis.count(key)
             except REDIS_TROUBLE as error:
                 self.health.failed(Route.REDIS, error)
         return await self.memory.count(key)

@@ -13,7 +13,7 @@ from mta.egress.rules import delivery_layer
 from mta.replies import S554_MAIL_LOOP
 from mta.routing import Destination, Rejected
 from mta.routing.destination import S250_DISCARDED, route_destination
-from shaping.gate import Refusal, Shaper
+from shaping.gate import ConnectionGrant, Refusal, Shaper
 from shaping.leases import MemoryLeases
 from shaping.rules import ShapingRules
 from shaping.throttle import MemoryThrottle, ThrottleResult
@@ -71,6 +71,7 @@ class DeliveryEngine:
         self.shaper = shaper or Shaper(MemoryThrottle(), MemoryLeases())
         self._paths = PathCache(self.rules)
         self._routed = RouteSites(config.smtp_port)  # relay and LMTP routes (relay.py)
+        self.open_sessions = 0  # outbound connections open now, idle or busy (metrics)
 
     # -- sites -------------------------------------------------------------------------
 
@@ -197,8 +198,13 @@ class DeliveryEngine:
         except BaseException:
             await grant.__aexit__(None, None, None)
             raise
-        session.on_close = lambda: grant.__aexit__(None, None, None)
+        self.open_sessions += 1
+        session.on_close = lambda: self._closed(grant)
         return session
+
+    async def _closed(self, grant: ConnectionGrant) -> None:
+        self.open_sessions -= 1
+        await grant.__aexit__(None, None, None)
 
     def _settings(self, site: Site) -> SessionSettings:
         path = site.path
@@ -259,6 +265,10 @@ class DeliveryEngine:
 
     def idle_connections(self, site_name: str) -> int:
         return self._pool.idle(site_name)
+
+    def idle_sessions(self) -> int:
+        """Outbound connections kept open for reuse, every site together (metrics)."""
+        return self._pool.idle_total()
 
     async def close(self) -> None:
         """QUIT and close every pooled session; stop MTA-STS fetches."""

@@ -98,6 +98,10 @@ class SessionPool(Generic[S]):
             return 0
         return sum(1 for _, session in entry.sessions if session.reusable)
 
+    def idle_total(self) -> int:
+        """Sessions kept for reuse, every site together (dead ones not yet noticed too)."""
+        return sum(len(entry.sessions) for entry in self._idle.values())
+
     async def close(self) -> None:
         """Retire every idle session and wait for all the QUITs under way."""
         self._closed = True

@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+
+from shaping.fallback import REDIS_LATENCY_BUCKETS, RedisCalls
 
 if TYPE_CHECKING:
     from .node import Egress
@@ -31,6 +38,12 @@ class EgressCollector(Collector):
             "Switches from Redis to local limits",
             value=health.fallbacks if health is not None else 0,
         )
+        yield GaugeMetricFamily(
+            "mta_shaping_redis_fallback",
+            "1 while Redis is configured but unreachable (limits enforced locally), else 0",
+            value=1 if health is not None and not health.using_redis else 0,
+        )
+        yield from _redis_calls(health.calls if health is not None else RedisCalls())
         yield CounterMetricFamily(
             "mta_shaping_automation_applied",
             "Automation events (suspensions, bounces) applied on this node",
@@ -61,3 +74,24 @@ class EgressCollector(Collector):
             ("mta_tsa_publish_failures", stats.failures, "Failed attempts to post a batch"),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+
+
+def _redis_calls(calls: RedisCalls) -> Iterator[Metric]:
+    """Latency of every Redis call made by the throttles and leases, and the failed ones
+    (zeros without Redis, so that dashboards and alerts find the series)."""
+    cumulative, buckets = 0, []
+    for bound, count in zip(REDIS_LATENCY_BUCKETS, calls.buckets, strict=False):
+        cumulative += count
+        buckets.append((repr(float(bound)), cumulative))
+    buckets.append(("+Inf", calls.calls))
+    yield HistogramMetricFamily(
+        "mta_shaping_redis_call_seconds",
+        "Time of the Redis calls of shared throttles and leases",
+        buckets=buckets,
+        sum_value=calls.seconds,
+    )
+    yield CounterMetricFamily(
+        "mta_shaping_redis_errors",
+        "Redis calls that failed (timeouts, connection errors, server errors)",
+        value=calls.errors,
+    )

@@ -86,6 +86,10 @@ class QueueManager:
         # promoted. An admin sweep leaves them alone: they pass the gate on their own.
         self._handling: dict[Key, str | None] = {}
         self.recovery_handlers: dict[str, RecoveryHandler] = {}
+        # Metrics: `on_throttle_wait(reason, seconds)` for each wait shaping imposes on a leg,
+        # and the legs waiting inside a worker for a message rate now.
+        self.on_throttle_wait: Callable[[str, float], None] | None = None
+        self.throttle_waiting = 0
 
     def set_dsn_submitter(self, submit: DsnSubmitter) -> None:
         """`submit(recipient, message)` stores a DSN from the null sender like any message."""
@@ -253,7 +257,7 @@ class QueueManager:
         message, queue = self._messages[key[0]], self._get_leg(key).queue
         wait = await self.queue_rates.delay(queue, domain, message.tenant, message.campaign)
         if wait > 0:
-            self._delay(key, wait)
+            self._delay(key, wait, "queue_rate")
         return wait > 0
 
     def _ready_queue(self, site: Site) -> ReadyQueue[Key]:
@@ -308,7 +312,7 @@ class QueueManager:
                 outcomes.update(await self._engine.deliver(site, job))
             except PathThrottled as throttled:
                 if not outcomes:  # nothing attempted: not an attempt, back in line later
-                    self._delay(key, throttled.retry_after)
+                    self._delay(key, throttled.retry_after, "connection")
                     return
                 refused = Outcome(S451_PATH_THROTTLED.with_text(throttled.reason))
                 outcomes.update(dict.fromkeys(rcpts[start:], refused))
@@ -322,15 +326,23 @@ class QueueManager:
         while True:
             result = await self._engine.admit(site, messages)
             if not result.throttled:
+                if waited and self.on_throttle_wait is not None:
+                    self.on_throttle_wait("message_rate", waited)
                 return True
             if waited + result.retry_after > MAX_THROTTLE_WAIT:
-                self._delay(key, result.retry_after)
+                self._delay(key, result.retry_after, "message_rate")
                 return False
-            await asyncio.sleep(result.retry_after)
+            self.throttle_waiting += 1
+            try:
+                await asyncio.sleep(result.retry_after)
+            finally:
+                self.throttle_waiting -= 1
             waited += result.retry_after
 
-    def _delay(self, key: Key, seconds: float) -> None:
+    def _delay(self, key: Key, seconds: float, reason: str) -> None:
         """Due again in `seconds`, without counting an attempt (shaping said not now)."""
+        if self.on_throttle_wait is not None:
+            self.on_throttle_wait(reason, seconds)
         self._scheduler.schedule(key, self._clock() + seconds, self._get_leg(key).queue)
 
     def _all_recipients(self, key: Key, outcome: Outcome) -> dict[str, Outcome]:
