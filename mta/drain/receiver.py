@@ -7,7 +7,7 @@ accept path (`mta.accept`), it is acknowledged only once the spool has synced it
 queued and logged (a Reception record per recipient, reception protocol "Drain").
 
 Idempotent: an id already in the spool, being stored, or in the accepted-ids record
-(`mta.drain.accepted`) is acknowledged again without a second copy.
+(`mta.drain.accepted`, keyed by id and hop count) is acknowledged again without a second copy.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mta.drain.accepted import AcceptedIds
-from mta.drain.wire import Handover
+from mta.drain.wire import Handover, hops
 from mta.logs import PeerAddress, RecordLog
 from mta.queue.manager import QueueManager
 from mta.queue.meta import record_meta
@@ -65,7 +65,7 @@ class HandoverReceiver:
         if storing is not None:  # a retry while the first attempt is still writing
             await asyncio.shield(storing)
             return False
-        if msg_id in self._spool or msg_id in self._accepted:
+        if msg_id in self._spool or _accepted_key(handover) in self._accepted:
             return False
         reason = self._unhealthy_reason() if self._started else "waiting for spool startup"
         if reason is not None:
@@ -92,7 +92,7 @@ class HandoverReceiver:
         self._queue.insert(handover.id, meta)
         self._log_reception(handover.id, meta, peer_address)
         try:
-            await self._accepted.add(handover.id)
+            await self._accepted.add(_accepted_key(handover))
         except OSError as exc:
             # Stored all the same: only a retry after its delivery could duplicate it.
             logger.error("cannot record accepted drain id %s: %s", handover.id, exc)
@@ -115,3 +115,7 @@ class HandoverReceiver:
                     meta=extra,
                     reception_protocol=RECEPTION_PROTOCOL,
                 )
+
+
+def _accepted_key(handover: Handover) -> str:
+    return f"{handover.id}:{hops(handover.meta)}"

@@ -7,7 +7,9 @@
 
 The message bytes are sent as stored: already signed (DKIM signs once, at the first
 reception) and with their Received header. `created` keeps counting towards `[queue] max_age`
-from the original reception; the legs keep their attempt counts and due times.
+from the original reception; the legs keep their attempt counts and due times. The meta's
+`drain_hops` counts the handovers: a retry repeats it, a later handover of the same message
+(it moved on and came back) does not.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from mta.queue.meta import MetaError, check_meta
 ACCEPT_PATH: Final = "/api/internal/accept/v1"
 WIRE_VERSION: Final = 1
 CONTENT_TYPE: Final = "application/json"
+# Kept in the stored meta: a message that comes back later (drained on from the peer, then
+# back here) is a new handover, not a retry of the one this node remembers.
+HOPS: Final = "drain_hops"
 # Message ids become spool keys and lines of the accepted-ids file: a safe alphabet only.
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -44,8 +49,9 @@ class Handover:
 
 
 def encode(msg_id: str, meta: Mapping[str, Any], data: bytes) -> bytes:
-    """The request body for one message."""
-    body = {"v": WIRE_VERSION, "id": msg_id, "meta": dict(meta), "data": base64.b64encode(data)}
+    """The request body for one message (one more hop in its meta's `drain_hops`)."""
+    sent = {**meta, HOPS: hops(meta) + 1}
+    body = {"v": WIRE_VERSION, "id": msg_id, "meta": sent, "data": base64.b64encode(data)}
     return orjson.dumps(body, default=_bytes_as_text)
 
 
@@ -61,6 +67,12 @@ def decode(body: bytes) -> Handover:
     if not isinstance(msg_id, str) or not _MESSAGE_ID.match(msg_id):
         raise WireError("id: expected 1 to 128 letters, digits, '.', '_' or '-'")
     return Handover(msg_id, check_message_meta(document.get("meta")), _data(document.get("data")))
+
+
+def hops(meta: Mapping[str, Any]) -> int:
+    """How many handovers brought the message here (0: accepted here from a client)."""
+    value = meta.get(HOPS, 0)
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 def is_message(meta: Mapping[str, Any]) -> bool:
