@@ -1,5 +1,6 @@
 """k8s/observability: the Grafana dashboard and the PrometheusRule use only metric names that
-a live node exports on /metrics (a node with a TSA link configured, after one delivery)."""
+a live node exports on /metrics (a node with a TSA link and a webhook configured, after one
+delivery)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ async def _live_metric_names(tmp_path: Path, sink_factory: SinkFactory) -> set[s
         routes=[{"domains": ["*"], "relay": f"127.0.0.1:{sink.port}"}],
         tsa={"publish": [closed], "subscribe": closed},
     )
+    settings["webhooks"] = [{"url": f"{closed}/hook", "name": "events"}]  # its series exist too
     async with InProcessNode(settings) as node:
         await node.send("a@example.org", ["b@example.com"])
         await node.wait_for_record("Delivery")
