@@ -13,7 +13,6 @@ changes hands: when it is promoted, when a worker takes it, and before a retry i
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import random
 import time
@@ -32,6 +31,7 @@ from mta.queue.ports import AdminGate, Key, RecoveredLike, RecoveryHandler, Spoo
 from mta.queue.queued import QueuedLeg, QueuedMessage
 from mta.queue.rates import QueueRates
 from mta.queue.ready import ReadyQueue
+from mta.queue.requeue import requeue
 from mta.queue.retry import is_expired, retry_delay
 from mta.queue.scheduler import Entry, Scheduler
 from mta.replies import S451_LOCAL_ERROR, S551_MESSAGE_EXPIRED, Reply
@@ -44,10 +44,6 @@ PROMOTERS = 8  # concurrent site resolutions; DNS answers are cached, so few are
 READY_FULL_DELAY = 1.0  # seconds before retrying to bind an entry whose ready queue is full
 # Longest wait for a message rate inside a worker; longer waits go back to the scheduled queue.
 MAX_THROTTLE_WAIT = 2.0
-# The re-queueing at start hands the event loop back this often (seconds), so that SMTP and
-# HTTP answer while a million recovered messages are queued again.
-RECOVERY_SLICE = 0.002
-RECOVERY_CHECK_EVERY = 64  # messages between two looks at the clock
 S451_PATH_THROTTLED = Reply(451, "4.4.5", "egress path throttled")
 
 
@@ -78,8 +74,8 @@ class QueueManager:
         self._due_event = asyncio.Event()
         self._ready: dict[str, ReadyQueue[Key]] = {}
         self._sites: dict[str, Site] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._requeue_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._requeue_task: asyncio.Task[int] | None = None
         self._dsn = DsnSender(config.node.hostname, spool.read)
         self._admin: AdminGate | None = None
         # Legs a task is working on: key -> ready queue name while attempted, None while
@@ -110,7 +106,7 @@ class QueueManager:
         self._tasks.append(asyncio.create_task(self._scheduler.run(), name="scheduler"))
         for i in range(PROMOTERS):
             self._tasks.append(asyncio.create_task(self._promoter(), name=f"promoter-{i}"))
-        self._requeue_task = asyncio.create_task(self._requeue(recovered), name="requeue")
+        self._requeue_task = asyncio.create_task(requeue(recovered, self._recover), name="requeue")
         self._tasks.append(self._requeue_task)
 
     async def wait_recovered(self) -> None:
@@ -157,37 +153,6 @@ class QueueManager:
                 self._on_due((msg_id, leg.domain))
             else:
                 self._scheduler.schedule((msg_id, leg.domain), leg.due, leg.queue)
-
-    async def _requeue(self, recovered: Iterable[RecoveredLike]) -> None:
-        # The cyclic GC would rescan the growing queue again and again (a full pass over a
-        # million messages stalls the loop for a second) while finding no garbage in it: it
-        # is off meanwhile, and what exists at the end is frozen (never scanned again; freed
-        # as usual when its last reference goes).
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        started = time.monotonic()
-        count = 0
-        try:
-            count = await self._requeue_all(recovered)
-        finally:
-            if gc_was_enabled:
-                gc.freeze()
-                gc.enable()
-        logger.info("%d recovered messages queued in %.1fs", count, time.monotonic() - started)
-
-    async def _requeue_all(self, recovered: Iterable[RecoveredLike]) -> int:
-        count = 0
-        give_back = time.monotonic() + RECOVERY_SLICE
-        for message in recovered:
-            try:
-                await self._recover(message.id, message.meta)
-            except Exception:  # one bad message must not leave the rest unqueued
-                logger.exception("message %s left in the spool: cannot queue it", message.id)
-            count += 1
-            if count % RECOVERY_CHECK_EVERY == 0 and time.monotonic() >= give_back:
-                await asyncio.sleep(0)
-                give_back = time.monotonic() + RECOVERY_SLICE
-        return count
 
     async def _recover(self, msg_id: str, meta: dict[str, Any]) -> None:
         handler = self.recovery_handlers.get(meta.get("kind", ""))
@@ -243,9 +208,13 @@ class QueueManager:
             return
         route = self.router.decide(rcpt, domain, tenant)  # a leg's recipients route alike
         try:
-            site = await self._engine.site_for(domain, route)
+            site = await self._engine.site_for(domain, route, tenant=tenant)
         except SiteError as exc:
             await self._settle(key, None, self._all_recipients(key, exc.outcome))
+            return
+        except PathThrottled as wait:  # no egress source of its pool now: wait, unattempted
+            queue = self._get_leg(key).queue
+            self._scheduler.schedule(key, self._clock() + wait.retry_after, queue)
             return
         if not self._ready_queue(site).put(key):
             leg = self._get_leg(key)
@@ -354,9 +323,12 @@ class QueueManager:
         meta = self._messages[msg_id]
         leg = self._get_leg(key)
         site_name = site.name if site else ""
+        pool, source = (site.pool, site.source) if site else (None, None)
         failed: list[FailedRecipient] = []
         for rcpt, outcome in outcomes.items():
-            self._log.outcome(msg_id, meta, leg, rcpt, outcome, site_name)
+            self._log.outcome(
+                msg_id, meta, leg, rcpt, outcome, site_name, egress_pool=pool, egress_source=source
+            )
             if outcome.kind == "permanent":
                 failed.append(_failed(rcpt, outcome, self._clock()))
         leg.rcpts = tuple(
