@@ -144,6 +144,7 @@ class Node:
             own_addresses=listen,
             rules=self.egress.rules.live,
             shaper=self.egress.limits.shaper,
+            sources=self.egress.sources,
         )
         self.queue = QueueManager(
             config, spool=self.spool, engine=self.engine, log=QueueEvents(self.records, classifier)

@@ -173,10 +173,49 @@ class RouteConfig:
     discard: bool = False  # accept and drop, logged (KumoMTA's `null` queue)
     transport_file: Path | None = None  # a Postfix transport map (Mailman's postfix_lmtp)
     format: RouteMapFormat = "postfix-hash-source"
+    pool: str | None = None  # mx and relay routes: send from this `[egress.pools]` pool
 
     def __post_init__(self) -> None:
         if isinstance(self.relay, str):  # `relay = "host:port"` (and older callers)
             object.__setattr__(self, "relay", (self.relay,))
+
+
+@dataclasses.dataclass(frozen=True)
+class EgressSourceConfig:
+    """`[egress.sources."name"]`: where a connection comes from (see mta.egress.sources)."""
+
+    source_address: str | None = None  # local IPv4/IPv6 address to bind (to reach the proxy)
+    ehlo_domain: str | None = None  # a shaping `ehlo_domain` still wins, as in KumoMTA
+    socks5_proxy: str | None = None  # "host:port": connect through this SOCKS5 proxy
+    socks5_source_address: str | None = None  # the public address the proxy sends from
+    socks5_username: str | None = None  # RFC 1929 username/password
+    socks5_password_file: Path | None = None  # re-read at each connection (a mounted Secret)
+
+
+@dataclasses.dataclass(frozen=True)
+class EgressPoolEntryConfig:
+    name: str = ""  # a source of `[egress.sources]`
+    weight: int = 1  # relative share of new legs; 0 takes none
+
+
+@dataclasses.dataclass(frozen=True)
+class EgressPoolConfig:
+    """`[egress.pools."name"]`: sources chosen by weight for each leg's attempt."""
+
+    sources: tuple[EgressPoolEntryConfig, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class EgressConfig:
+    """`[egress]`: sources and pools; none configured: every connection is the kernel's choice
+    (source "unspecified", ready queue = site name), as before."""
+
+    sources: Mapping[str, EgressSourceConfig] = dataclasses.field(default_factory=dict)
+    pools: Mapping[str, EgressPoolConfig] = dataclasses.field(default_factory=dict)
+    default_pool: str | None = None
+    tenant_pools: Mapping[str, str] = dataclasses.field(default_factory=dict)  # tenant -> pool
+    retry_interval: Duration = Duration(5.0)  # an unavailable source is tried again after
+    max_retry_interval: Duration = Duration(300.0)  # ... doubling up to this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,6 +371,7 @@ class Config:
     delivery: DeliveryConfig = dataclasses.field(default_factory=DeliveryConfig)
     queue: QueueConfig = dataclasses.field(default_factory=QueueConfig)
     routes: tuple[RouteConfig, ...] = ()
+    egress: EgressConfig = dataclasses.field(default_factory=EgressConfig)
     log: LogConfig = dataclasses.field(default_factory=LogConfig)
     shaping: ShapingConfig = dataclasses.field(default_factory=ShapingConfig)
     redis: RedisConfig = dataclasses.field(default_factory=RedisConfig)
@@ -504,6 +544,12 @@ def _validate(config: Config) -> None:
     from mta.routing.validate import validate_routes  # mta.routing imports this module
 
     validate_routes(config.routes)
+    from mta.egress.validate import validate_egress  # mta.egress imports this module
+
+    validate_egress(config.egress, config.routes)
+    from mta.egress.validate import validate_egress  # mta.egress imports this module
+
+    validate_egress(config.egress, config.routes)
     _validate_smtp_security(config.smtp)
     for key, spec in (
         ("smtp.auth_rate", config.smtp.auth_rate),

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -99,6 +101,22 @@ class SessionSettings:
     implicit_tls: str | None = None
     credentials: Credentials | None = None
     socket_path: str | None = None
+    # The egress source (mta.egress.sources): a local address to bind, or a `connector`
+    # that returns a socket connected to (address, port), through a SOCKS5 proxy.
+    source_address: str | None = None
+    connector: Connector | None = None
+
+
+Connector = Callable[[str, int], Awaitable[socket.socket]]
+
+
+class SourceUnavailable(Exception):
+    """The egress source cannot connect anywhere now (its proxy is down, its address is not
+    on this machine): no other host of the site would do better."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class HostFailure(Exception):
@@ -249,10 +267,14 @@ class SmtpSession:
     @classmethod
     async def _open(cls, peer: PeerAddress, settings: SessionSettings) -> SmtpSession:
         implicit = settings.implicit_tls
+        sock = await _egress_socket(peer, settings)
+        bind = settings.source_address
         smtp = aiosmtplib.SMTP(
             # Implicit TLS verifies the name it connects to: the relay's, not its address.
             hostname=None if settings.socket_path else (peer.name if implicit else peer.addr),
-            port=None if settings.socket_path else settings.port,
+            port=None if settings.socket_path or sock else settings.port,
+            source_address=None if sock or bind is None else (bind, 0),
+            sock=sock,
             timeout=None,
             local_hostname=settings.ehlo_name,
             start_tls=False,
@@ -272,6 +294,8 @@ class SmtpSession:
                 session._reader = _ReplyReader.install(smtp.protocol)
         except BaseException:
             smtp.close()
+            if sock is not None:
+                sock.close()
             raise
         return session
 
@@ -317,6 +341,10 @@ class SmtpSession:
         except TimeoutError:
             raise self._failure(r.connect_timed_out(self.peer), "connect") from None
         except SMTPConnectError as error:
+            cause, bind = error.__cause__, self._settings.source_address
+            if bind and isinstance(cause, OSError) and cause.errno == errno.EADDRNOTAVAIL:
+                # The source's address is not on this machine: no host would do better.
+                raise SourceUnavailable(f"cannot bind {bind}: {cause.strerror}") from None
             raise self._failure(self._connect_reply(error), "connect") from None
         except OSError as error:
             raise self._failure(r.connect_failed(self.peer, error), "connect") from None
@@ -608,6 +636,20 @@ class SmtpSession:
             on_close, self.on_close = self.on_close, None
             if on_close is not None:
                 await asyncio.shield(on_close())  # give back the connection's leases
+
+
+async def _egress_socket(peer: PeerAddress, settings: SessionSettings) -> socket.socket | None:
+    """A socket connected through the egress source's connector (None: aiosmtplib connects).
+    Raises HostFailure for this host; SourceUnavailable passes through."""
+    if settings.connector is None:
+        return None
+    try:
+        async with asyncio.timeout(settings.timeouts.connect):
+            return await settings.connector(peer.addr, settings.port)
+    except TimeoutError:
+        raise HostFailure(Outcome(r.connect_timed_out(peer), "connect", peer)) from None
+    except OSError as error:
+        raise HostFailure(Outcome(r.connect_failed(peer, error), "connect", peer)) from None
 
 
 class _Replies:

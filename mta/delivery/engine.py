@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from mta.config import DeliveryConfig, RouteConfig
 from mta.egress.rules import delivery_layer
@@ -18,13 +19,20 @@ from shaping.leases import MemoryLeases
 from shaping.rules import ShapingRules
 from shaping.throttle import MemoryThrottle, ThrottleResult
 
-from .client import HostFailure, SessionSettings, SmtpSession, StaleSession, Timeouts
+from .client import (
+    HostFailure,
+    SessionSettings,
+    SmtpSession,
+    SourceUnavailable,
+    StaleSession,
+    Timeouts,
+)
 from .local import OwnListeners, machine_addresses
 from .mx import (
+    RELAY_PREFIX,
     MxResolver,
     connection_order,
     drop_self,
-    is_relay,
     system_addresses,
 )
 from .paths import PathCache
@@ -35,6 +43,9 @@ from .replies import S451_CONNECT_FAILED, S451_INTERNAL_ERROR, as_transient
 from .sts_fetch import PolicyFetcher, StsPolicies
 from .tls import DISABLED, TlsContexts
 from .types import Job, Outcome, PathThrottled, PeerAddress, Site, SiteError
+
+if TYPE_CHECKING:
+    from mta.egress.sources import EgressSource, EgressSources
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +64,10 @@ class DeliveryEngine:
         own_addresses: Iterable[tuple[str, int]] = (),
         rules: ShapingRules | None = None,
         shaper: Shaper | None = None,
+        sources: EgressSources | None = None,
     ) -> None:
         self._config = config
+        self._sources = sources  # [egress] sources and pools (mta.egress.sources)
         self._resolver = resolver
         self._ehlo_name = ehlo_name
         self._listeners = tuple(own_addresses)
@@ -76,25 +89,49 @@ class DeliveryEngine:
     # -- sites -------------------------------------------------------------------------
 
     async def site_for(
-        self, domain: str, route: Destination | Rejected | RouteConfig | None
+        self,
+        domain: str,
+        route: Destination | Rejected | RouteConfig | None,
+        *,
+        tenant: str | None = None,
     ) -> Site:
         """The site for `domain` on its route (mta.routing; a relay or LMTP route skips the
-        MX lookup and MTA-STS), with the shaping settings of its egress path and the domain's
-        MTA-STS policy applied; raises SiteError (a Rejected route: its permanent reply)."""
+        MX lookup and MTA-STS), from an egress source of the leg's pool (route, `tenant`,
+        default; the site is then named "source->site"), with the shaping settings of its
+        egress path and the domain's MTA-STS policy applied; raises SiteError (a Rejected
+        route: its permanent reply), or PathThrottled when no source of the pool may be used
+        now (the leg waits, unattempted)."""
         if isinstance(route, RouteConfig):
             route = route_destination(route)
         if isinstance(route, Rejected):
             raise SiteError(Outcome(route.reply, "RCPT"))
         if route is not None and route.kind == "discard":
             return Site(DISCARD_SITE, (), 0, DISABLED)
+        pool, source = self._egress(route, tenant)
         if route is not None and route.kind in ("relay", "lmtp"):
-            site = self._paths.shape(domain, self._routed.site(route), relay=True)
-            return await self._without_self(site)
+            site = self._paths.shape(domain, self._routed.site(route), relay=True, source=source)
+            return _from_source(await self._without_self(site), pool, source)
         site = await self._resolver.resolve_site(
             domain, port=self._config.smtp_port, tls=self._config.enable_tls
         )
-        site = await self._without_self(self._paths.shape(domain, site, relay=False))
-        return await self._sts.apply(domain, site)
+        site = self._paths.shape(domain, site, relay=False, source=source)
+        site = await self._sts.apply(domain, await self._without_self(site))
+        return _from_source(site, pool, source)
+
+    def _egress(
+        self, route: Destination | None, tenant: str | None
+    ) -> tuple[str | None, str | None]:
+        """The leg's pool and the source chosen for this attempt (None, None: no pool)."""
+        if self._sources is None or (route is not None and route.kind == "lmtp"):
+            return None, None
+        pool = self._sources.pool_for(route.pool if route is not None else None, tenant)
+        if pool is None:
+            return None, None
+        source = self._sources.choose(pool)
+        if source is None:
+            wait = self._sources.retry_after(pool)
+            raise PathThrottled(f"no egress source of pool {pool} is available", wait)
+        return pool, source
 
     async def _own_listeners(self) -> OwnListeners:
         if self._own is None:
@@ -119,10 +156,10 @@ class DeliveryEngine:
 
     async def _addresses(self, site: Site, host: str) -> list[str]:
         """Addresses to try for `host`; raises SiteError for this host only."""
-        transport = self._routed.transport(site.name)
+        transport = self._routed.transport(site.base_name)
         if transport is not None and transport.socket_path is not None:
             return [transport.socket_path]
-        if is_relay(site) or transport is not None:
+        if _is_relay(site) or transport is not None:
             return await system_addresses(host, site.port, self._config.connect_timeout)
         return await self._resolver.addresses(host)
 
@@ -208,19 +245,42 @@ class DeliveryEngine:
 
     def _settings(self, site: Site) -> SessionSettings:
         path = site.path
+        source = self._source(site)
+        # KumoMTA's order: the path's ehlo_domain, the source's, the node's name.
+        ehlo = path.ehlo_domain or (source.ehlo_domain if source else None) or self._ehlo_name
         return SessionSettings(
-            path.ehlo_domain or self._ehlo_name,
+            ehlo,
             site.port,
             site.tls,
             Timeouts.from_config(path),
             self._tls_contexts,
             path.opportunistic_tls_reconnect_on_failed_handshake,
+            source_address=source.source_address if source else None,
+            connector=source.connector if source else None,
         )
 
+    def _source(self, site: Site) -> EgressSource | None:
+        if site.source is None or self._sources is None:
+            return None
+        return self._sources.source(site.source)
+
     async def _open(self, site: Site) -> SmtpSession:
-        """A session with the first host that works. Raises HostFailure: transient (a host
-        refusing to talk is not the recipient's fault), except when every address of every
+        """A session with the first host that works, from the site's egress source (whose
+        health it reports). Raises HostFailure: transient (a host refusing to talk is not the
+        recipient's fault, an unavailable source neither), except when every address of every
         host is one that delivery may not connect to (private.py): then permanent."""
+        try:
+            session = await self._walk(site)
+        except SourceUnavailable as down:
+            if site.source is not None and self._sources is not None:
+                self._sources.failed(site.source, down.reason)
+            reply = S451_CONNECT_FAILED.with_text(f"egress source {site.source}: {down.reason}")
+            raise HostFailure(Outcome(reply, "connect")) from None
+        if site.source is not None and self._sources is not None:
+            self._sources.succeeded(site.source)
+        return session
+
+    async def _walk(self, site: Site) -> SmtpSession:
         settings = self._settings(site)
         walk = _Walk()
         for host in connection_order(site.hosts, self._rng):
@@ -232,7 +292,7 @@ class DeliveryEngine:
             except SiteError as error:
                 walk.failed(error.outcome)
                 continue
-            transport = self._routed.transport(site.name)
+            transport = self._routed.transport(site.base_name)
             for peer in peers:
                 try:
                     if transport is not None:
@@ -253,7 +313,7 @@ class DeliveryEngine:
         if looping and len(looping) == len(peers):
             raise SiteError(Outcome(S554_MAIL_LOOP, "connect", looping[0]))
         peers = [peer for peer in peers if peer not in looping]
-        if is_relay(site) or self._routed.transport(site.name) is not None:
+        if _is_relay(site) or self._routed.transport(site.base_name) is not None:
             return peers
         allowed = [peer for peer in peers if self._address_policy.permits(peer.addr)]
         if peers and not allowed:
@@ -274,6 +334,17 @@ class DeliveryEngine:
         """QUIT and close every pooled session; stop MTA-STS fetches."""
         await self._pool.close()
         await self._sts.close()
+
+
+def _is_relay(site: Site) -> bool:
+    return site.base_name.startswith(RELAY_PREFIX)
+
+
+def _from_source(site: Site, pool: str | None, source: str | None) -> Site:
+    """The site as seen from egress `source`: KumoMTA's ready queue name "source->site"."""
+    if source is None:
+        return site
+    return dataclasses.replace(site, name=f"{source}->{site.name}", source=source, pool=pool)
 
 
 class _Walk:

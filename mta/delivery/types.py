@@ -76,6 +76,15 @@ class Site:
     port: int
     tls: str
     path: EgressPathConfig = DEFAULT_PATH  # the shaping settings of this egress path
+    # The egress source and pool (mta.egress.sources); with a source, `name` is KumoMTA's
+    # "source->site" ready queue name.
+    source: str | None = None
+    pool: str | None = None
+
+    @property
+    def base_name(self) -> str:
+        """The site's name without the egress source ("mx.example", "relay:host:port")."""
+        return self.name[len(self.source) + 2 :] if self.source else self.name
 
 
 class PathThrottled(Exception):

@@ -24,6 +24,7 @@ from shaping.tsa import (
     SchedQueueBounce,
     SchedQueueSuspension,
 )
+from shaping.tsa.events import UNSPECIFIED_SOURCE
 from shaping.tsa.state import AutomationState
 
 from .rules import NodeRules
@@ -82,7 +83,10 @@ class AutomationApplier:
         if isinstance(event, ReadyQueueSuspension):
             if previous is not None:
                 admin.cancel_ready_suspension(previous)
-            return admin.suspend_ready(event.site_name, reason=reason, expires=event.expires).id
+            name = event.site_name  # with a source: its ready queue "source->site"
+            if event.source != UNSPECIFIED_SOURCE:
+                name = f"{event.source}->{name}"
+            return admin.suspend_ready(name, reason=reason, expires=event.expires).id
         assert isinstance(event, SchedQueueSuspension | SchedQueueBounce)
         matcher = Matcher(domain=event.domain, tenant=event.tenant, campaign=event.campaign)
         if isinstance(event, SchedQueueSuspension):

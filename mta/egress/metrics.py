@@ -15,6 +15,8 @@ from prometheus_client.registry import Collector
 
 from shaping.fallback import REDIS_LATENCY_BUCKETS, RedisCalls
 
+from .source_metrics import source_health
+
 if TYPE_CHECKING:
     from .node import Egress
 
@@ -50,6 +52,7 @@ class EgressCollector(Collector):
             value=egress.applier.applied if egress.applier is not None else 0,
         )
         yield from self._tsa()
+        yield from source_health(egress.sources)
 
     def _tsa(self) -> Iterator[Metric]:
         egress = self._egress

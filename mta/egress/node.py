@@ -21,6 +21,7 @@ from shaping.tsa.publisher import TsaPublisher
 from .automation import AutomationApplier, LocalAutomation
 from .limits import build_limits
 from .rules import NodeRules
+from .sources import EgressSources
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class Egress:
         self.config = config
         self.rules = NodeRules(config)
         self.limits = build_limits(config.redis)
+        # [egress] sources and pools; None: the kernel picks the address, as without them.
+        self.sources = EgressSources(config.egress) if config.egress.pools else None
         self.local: LocalAutomation | None = None
         self.publisher: TsaPublisher | None = None
         self.subscriber: TsaSubscriber | None = None

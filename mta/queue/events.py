@@ -16,7 +16,16 @@ _OUTCOME_TYPES = {"delivered": "Delivery", "transient": "TransientFailure", "per
 
 class OutcomeLog(Protocol):
     def outcome(
-        self, msg_id: str, meta: Meta, leg: Leg, rcpt: str, outcome: Outcome, site: str
+        self,
+        msg_id: str,
+        meta: Meta,
+        leg: Leg,
+        rcpt: str,
+        outcome: Outcome,
+        site: str,
+        *,
+        egress_pool: str | None = None,
+        egress_source: str | None = None,
     ) -> None: ...
 
     def expiration(
@@ -32,8 +41,18 @@ class QueueEvents:
         self._classifier = classifier or load_classifier()  # the node's: `[bounce] rules_files`
 
     def outcome(
-        self, msg_id: str, meta: Meta, leg: Leg, rcpt: str, outcome: Outcome, site: str
+        self,
+        msg_id: str,
+        meta: Meta,
+        leg: Leg,
+        rcpt: str,
+        outcome: Outcome,
+        site: str,
+        *,
+        egress_pool: str | None = None,
+        egress_source: str | None = None,
     ) -> None:
+        """One attempt's outcome for `rcpt`; the egress pool and source when one was used."""
         kind = _OUTCOME_TYPES[outcome.kind]
         self._records.record(
             kind,  # type: ignore[arg-type]
@@ -46,6 +65,8 @@ class QueueEvents:
             delivery_protocol="ESMTP",
             tls_cipher=outcome.tls_cipher,
             tls_protocol_version=outcome.tls_protocol_version,
+            egress_pool=egress_pool,
+            egress_source=egress_source,
         )
 
     def expiration(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,7 @@ class Destination:
     tls_verify: bool = True
     auth: RouteAuthConfig | None = None
     label: str = ""
+    pool: str | None = None  # the route's egress pool (`[egress.pools]`)
 
     @property
     def name(self) -> str:
@@ -95,6 +97,8 @@ def route_destination(route: RouteConfig, *, label: bool = False) -> Destination
         dest = DISCARD
     else:
         dest = MX
+    if route.pool is not None:
+        dest = dataclasses.replace(dest, pool=route.pool)
     if not label:
         return dest
-    return Destination(dest.kind, dest.targets, dest.tls, dest.tls_verify, dest.auth, dest.name)
+    return dataclasses.replace(dest, label=dest.name)

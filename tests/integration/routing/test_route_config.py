@@ -41,7 +41,7 @@ def test_relay_string_or_list_and_auth_defaults() -> None:
         ),
         ({"relay": "a:25", "tls": "maybe"}, "routes[0].tls: 'maybe' is not one of"),
         ({"transport_file": "/x", "format": "cdb"}, "routes[0].format:"),
-        ({"relay": "a:25", "pool": "x"}, "routes[0].pool: unknown key"),
+        ({"relay": "a:25", "pool": "x"}, "routes[0].pool: unknown pool"),  # [egress.pools]
     ],
 )
 def test_errors_name_the_key(entry: dict[str, object], error: str) -> None:
