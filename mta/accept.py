@@ -11,7 +11,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mta.dkim import DkimSigner
 from mta.inbound import Inbound
@@ -132,6 +133,9 @@ class Acceptor:
             default_domain=self._default_domain,
             leg_key=lambda rcpt, domain: self._queue.router.leg_key(rcpt, domain, tenant),
         )
+        extra = front_end_meta(inbound.meta)
+        if extra:  # stored, so every later record of the message carries it (`record_meta`)
+            meta["meta"] = extra
         try:
             await self._spool.store(msg_id, meta, inbound.data)
         except SpoolError as exc:
@@ -181,6 +185,15 @@ class Acceptor:
             meta={"tenant": tenant} if tenant else None,
             reception_protocol=inbound.reception_protocol,
         )
+
+
+def front_end_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The `meta` of the message's log records from what the front end knew: the HTTP API's
+    recipient `metadata` as keys of their own (KumoMTA sets them on the message), and any
+    other key but tenant and campaign (stored apart)."""
+    extra = {k: v for k, v in meta.items() if k not in ("tenant", "campaign", "rcpt_meta")}
+    extra.update(meta.get("rcpt_meta") or {})
+    return extra
 
 
 def new_message_id() -> str:
