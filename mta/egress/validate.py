@@ -15,13 +15,13 @@ QUEUE_SEPARATOR = "->"  # ready queue names are "source->site"
 def validate_egress(egress: EgressConfig, routes: Sequence[RouteConfig] = ()) -> None:
     """Raise ConfigError for the first source, pool or pool reference that cannot work."""
     for name, source in egress.sources.items():
-        _source(name, source, f'egress.sources."{name}"')
+        _source(name, source, f"egress.sources.{name}")
     for name, pool in egress.pools.items():
-        _pool(name, pool, egress.sources, f'egress.pools."{name}"')
+        _pool(name, pool, egress.sources, f"egress.pools.{name}")
     if egress.default_pool is not None:
         _known_pool(egress, egress.default_pool, "egress.default_pool")
     for tenant, pool_name in egress.tenant_pools.items():
-        _known_pool(egress, pool_name, f'egress.tenant_pools."{tenant}"')
+        _known_pool(egress, pool_name, f"egress.tenant_pools.{tenant}")
     for i, route in enumerate(routes):
         if route.pool is not None:
             _route_pool(egress, route, f"routes[{i}].pool")
