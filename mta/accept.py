@@ -11,7 +11,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mta.dkim import DkimSigner
@@ -44,8 +44,12 @@ class Acceptor:
         clock: Callable[[], float] = time.time,
         signer: DkimSigner | None = None,
         suppression: Suppression | None = None,
+        log_headers: Sequence[str] = (),
     ) -> None:
         self._spool = spool
+        # `[log] headers`: kept with the message so that every record of it carries them.
+        self._log_headers = tuple(name.encode("ascii").lower() for name in log_headers)
+        self._log_header_names = tuple(log_headers)
         self._suppression = suppression
         self._signer = signer
         self._queue = queue
@@ -136,6 +140,10 @@ class Acceptor:
         extra = front_end_meta(inbound.meta)
         if extra:  # stored, so every later record of the message carries it (`record_meta`)
             meta["meta"] = extra
+        if self._log_headers:
+            values = header_values(inbound.data, self._log_headers)
+            found = zip(self._log_header_names, values, strict=True)
+            meta["headers"] = {name: value for name, value in found if value is not None}
         try:
             await self._spool.store(msg_id, meta, inbound.data)
         except SpoolError as exc:
@@ -171,6 +179,7 @@ class Acceptor:
                 peer_address=peer,
                 created=meta["created"],
                 meta=extra,
+                headers=meta.get("headers"),
                 reception_protocol=inbound.reception_protocol,
             )
 

@@ -157,6 +157,7 @@ class Node:
             records=self.records,
             default_domain=config.node.hostname,
             signer=self.signer,
+            log_headers=config.log.headers,
             suppression=self.suppression,
         )
         self.queue.set_dsn_submitter(self._submit_dsn)

@@ -317,6 +317,7 @@ class LogConfig:
     segment_max_bytes: int = 100 * 1024 * 1024  # a segment is closed and compressed past this
     segment_max_age: Duration = Duration(3600.0)  # ... or once it is this old
     retention: Duration = Duration(7 * 86400.0)  # closed segments older are deleted; 0 = never
+    headers: tuple[str, ...] = ()  # message headers copied into every record ("Subject", ...)
 
 
 # What KumoMTA users expect a webhook to carry: outcomes, not receptions.

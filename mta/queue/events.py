@@ -26,6 +26,7 @@ class OutcomeLog(Protocol):
         *,
         egress_pool: str | None = None,
         egress_source: str | None = None,
+        provider: str | None = None,
     ) -> None: ...
 
     def expiration(
@@ -51,8 +52,10 @@ class QueueEvents:
         *,
         egress_pool: str | None = None,
         egress_source: str | None = None,
+        provider: str | None = None,
     ) -> None:
-        """One attempt's outcome for `rcpt`; the egress pool and source when one was used."""
+        """One attempt's outcome for `rcpt`; the egress pool and source when one was used,
+        the provider (shaping `[provider."x"]`) the destination matched."""
         kind = _OUTCOME_TYPES[outcome.kind]
         self._records.record(
             kind,  # type: ignore[arg-type]
@@ -67,6 +70,7 @@ class QueueEvents:
             tls_protocol_version=outcome.tls_protocol_version,
             egress_pool=egress_pool,
             egress_source=egress_source,
+            provider=provider,
         )
 
     def expiration(
@@ -112,5 +116,6 @@ def _common(msg_id: str, meta: Meta, leg: Leg, rcpt: str, site: str) -> dict[str
         "size": meta["size"],
         "created": meta["created"],
         "meta": record_meta(meta),
+        "headers": meta.get("headers"),
         "reception_protocol": meta["reception_protocol"],
     }

@@ -324,10 +324,19 @@ class QueueManager:
         leg = self._get_leg(key)
         site_name = site.name if site else ""
         pool, source = (site.pool, site.source) if site else (None, None)
+        provider = site.path.provider_name if site else None
         failed: list[FailedRecipient] = []
         for rcpt, outcome in outcomes.items():
             self._log.outcome(
-                msg_id, meta, leg, rcpt, outcome, site_name, egress_pool=pool, egress_source=source
+                msg_id,
+                meta,
+                leg,
+                rcpt,
+                outcome,
+                site_name,
+                egress_pool=pool,
+                egress_source=source,
+                provider=provider,
             )
             if outcome.kind == "permanent":
                 failed.append(_failed(rcpt, outcome, self._clock()))
