@@ -25,6 +25,7 @@ from mta.config import Config, QueueConfig
 from mta.delivery import DeliveryEngine, Job, Outcome, PathThrottled, Site, SiteError
 from mta.dsn import FailedRecipient
 from mta.queue.events import OutcomeLog
+from mta.queue.gcfreeze import GrowthFreezer
 from mta.queue.meta import Meta, MetaError, check_meta
 from mta.queue.notify import DsnSender, DsnSubmitter
 from mta.queue.ports import AdminGate, Key, RecoveredLike, RecoveryHandler, SpoolLike
@@ -63,6 +64,7 @@ class QueueManager:
         self._config = config
         self.router = Router(config.routes)  # also asked at acceptance (RCPT, leg keys)
         self.queue_rates: QueueRates | None = None  # [[queue.rates]], on the node's throttle
+        self._freezer = GrowthFreezer()
         self._spool = spool
         self._engine = engine
         self._log = log
@@ -147,6 +149,7 @@ class QueueManager:
         """Queue a message that the spool has durably stored."""
         message = QueuedMessage(meta)
         self._messages[msg_id] = message
+        self._freezer.grown_to(len(self._messages))
         now = self._clock()
         for leg in message.legs():
             if leg.due <= now:
@@ -167,6 +170,7 @@ class QueueManager:
             return
         message = QueuedMessage(meta)
         self._messages[msg_id] = message
+        self._freezer.grown_to(len(self._messages))
         now = self._clock()
         expired = is_expired(self._config.queue, message.created, now)
         for leg in message.legs():
