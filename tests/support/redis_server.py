@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -42,10 +43,16 @@ class RedisServer:
     __test__ = False
 
     def __init__(
-        self, directory: Path, port: int | None = None, *, password: str | None = None
+        self,
+        directory: Path,
+        port: int | None = None,
+        *,
+        password: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.directory = directory
         self.password = password  # requirepass: clients must AUTH
+        self.extra_args = tuple(extra_args)  # e.g. cluster mode or a TLS port
         self.host = HOST
         self.port = port or free_port(HOST)
         self._process: subprocess.Popen[bytes] | None = None
@@ -102,6 +109,7 @@ class RedisServer:
             "--daemonize", "no",
             "--dir", str(self.directory),
             *(["--requirepass", self.password] if self.password else []),
+            *self.extra_args,
         ]  # fmt: skip
 
     def _require_process(self) -> subprocess.Popen[bytes]:
