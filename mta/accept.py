@@ -10,11 +10,11 @@ import dataclasses
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mta.dkim import DkimSigner
+from mta.ids import unique_hex
 from mta.inbound import Inbound
 from mta.logs import PeerAddress, RecordLog
 from mta.queue.manager import QueueManager
@@ -206,7 +206,7 @@ def front_end_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def new_message_id() -> str:
-    return uuid.uuid4().hex
+    return unique_hex()
 
 
 def header_values(data: bytes, names: tuple[bytes, ...]) -> list[str | None]:

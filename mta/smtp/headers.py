@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime
 from email.utils import format_datetime
+
+from mta.ids import short_id, unique_hex
 
 CRLF = b"\r\n"
 _ID_OR_DATE = re.compile(rb"^(message-id|date)[ \t]*:", re.IGNORECASE | re.MULTILINE)
@@ -48,7 +49,7 @@ def with_protocol(*, extended: bool, tls: bool, authenticated: bool, smtputf8: b
 
 def new_queue_id() -> str:
     """A short token for the Received header's "id"; not the accept path's message id."""
-    return uuid.uuid4().hex[:12]
+    return short_id()
 
 
 def header_block(data: bytes) -> bytes:
@@ -64,7 +65,7 @@ def ensure_message_id_and_date(data: bytes, hostname: str, *, now: datetime | No
     present = {name.lower() for name in _ID_OR_DATE.findall(header_block(data))}
     added = b""
     if b"message-id" not in present:
-        added += f"Message-ID: <{uuid.uuid4().hex}@{hostname}>\r\n".encode()
+        added += f"Message-ID: <{unique_hex()}@{hostname}>\r\n".encode()
     if b"date" not in present:
         added += f"Date: {format_datetime(now or datetime.now(UTC))}\r\n".encode()
     return added + data

@@ -5,6 +5,7 @@ Each `*_problem` function returns the Reply to refuse with, or None when all is 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -61,6 +62,7 @@ def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(text, strict=False) for text in texts)
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every command of every session
 def normalize_ip(address: str) -> str:
     """An IPv4-mapped IPv6 address (a dual-stack listener's view of an IPv4 client) as IPv4."""
     try:
