@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -17,15 +18,20 @@ from .redis_throttle import DEFAULT_REDIS_TIMEOUT
 RECONNECT_RETRIES: Final = 1
 
 
-def make_redis_client(url: str, *, timeout: float = DEFAULT_REDIS_TIMEOUT) -> Redis:
-    """A ``redis.asyncio.Redis`` for :class:`RedisThrottle` and :class:`RedisLeases`.
+def make_redis_client(
+    url: str, *, timeout: float = DEFAULT_REDIS_TIMEOUT, cluster: bool = False, **options: Any
+) -> Redis | RedisCluster:
+    """A ``redis.asyncio.Redis`` (or ``RedisCluster``) for :class:`RedisThrottle` and
+    :class:`RedisLeases`.
 
-    ``url`` is a redis:// or rediss:// URL (redis-py's ``from_url`` syntax).
+    ``url`` is a redis:// or rediss:// URL (redis-py's ``from_url`` syntax); ``options`` are
+    more ``from_url`` keywords (username, password, TLS settings).
     """
-    return Redis.from_url(
-        url,
+    options.update(
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), RECONNECT_RETRIES),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, retry_on_error=[RedisConnectionError, RedisTimeoutError], **options)

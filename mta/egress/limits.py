@@ -9,16 +9,12 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mta.config import ConfigError, RedisConfig
 from shaping.fallback import RedisHealth, ResilientLeases, ResilientThrottle
 from shaping.gate import Shaper
 from shaping.leases import MemoryLeases, RedisLeases
-from shaping.redis_client import RECONNECT_RETRIES
+from shaping.redis_client import make_redis_client
 from shaping.redis_throttle import RedisThrottle
 from shaping.throttle import MemoryThrottle
 
@@ -53,13 +49,10 @@ def build_limits(config: RedisConfig) -> NodeLimits:
 
 
 def redis_client(config: RedisConfig) -> Redis | RedisCluster:
-    """A client with short timeouts and one quick reconnect (see shaping.redis_client)."""
+    """The shaping client (short timeouts, one quick reconnect) with the operator's
+    credentials and TLS settings."""
     assert config.url is not None
-    options: dict[str, Any] = {
-        "socket_timeout": config.timeout,
-        "socket_connect_timeout": config.timeout,
-        "retry": Retry(NoBackoff(), RECONNECT_RETRIES),
-    }
+    options: dict[str, Any] = {}
     if config.username is not None:
         options["username"] = config.username
     password = redis_password(config)
@@ -68,10 +61,7 @@ def redis_client(config: RedisConfig) -> Redis | RedisCluster:
     if config.tls_ca_file is not None:
         options["ssl_ca_certs"] = str(config.tls_ca_file)
         options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-    if config.cluster:
-        return RedisCluster.from_url(config.url, **options)
-    errors = [RedisConnectionError, RedisTimeoutError]
-    return Redis.from_url(config.url, retry_on_error=errors, **options)
+    return make_redis_client(config.url, timeout=config.timeout, cluster=config.cluster, **options)
 
 
 def redis_password(config: RedisConfig) -> str | None:
