@@ -187,7 +187,7 @@ class Outbox:
         self._close_tail()
         segment = _Segment(self._next, 0, self.directory / _segment_name(self._next))
         self._tail = segment.path.open("ab")
-        _fsync_directory(self.directory)  # the new name must survive a crash too
+        fsync_directory(self.directory)  # the new name must survive a crash too
         self._segments.append(segment)
         return segment, self._tail
 
@@ -315,10 +315,11 @@ def _write_head(directory: Path, index: int) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, directory / HEAD_FILE)
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make entries created, renamed or removed in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

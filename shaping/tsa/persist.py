@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from .outbox import fsync_directory
+
 logger = logging.getLogger("shaping.tsa")
 
 
@@ -26,7 +28,7 @@ def save_json(path: Path, data: Any) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 def load_json(path: Path) -> Any | None:
@@ -53,11 +55,3 @@ def set_aside(path: Path, why: str) -> None:
     with contextlib.suppress(OSError):
         os.replace(path, aside)
     logger.error("TSA: state file %s unusable (%s); moved to %s, starting empty", path, why, aside)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
