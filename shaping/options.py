@@ -8,6 +8,7 @@ unchanged. KumoMTA options that this MTA does not implement are accepted with a 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
@@ -68,18 +69,27 @@ class EgressPathConfig:
         """Every message rate on this path, slowest first; name None is
         ``max_message_rate`` itself. Checking the tightest limit first avoids using up
         a slot of a looser one only to be stopped by the tighter (as KumoMTA orders them)."""
+        return list(self._message_throttles)
+
+    def connection_limits(self) -> list[tuple[str | None, int]]:
+        """Every connection limit on this path, smallest first (None: ``connection_limit``)."""
+        return list(self._connection_limits)
+
+    # Asked before every message and connection: sorted once per (immutable) path config.
+    @functools.cached_property
+    def _message_throttles(self) -> tuple[tuple[str | None, ThrottleSpec], ...]:
         found: list[tuple[str | None, ThrottleSpec]] = list(
             self.additional_message_rate_throttles.items()
         )
         if self.max_message_rate is not None:
             found.append((None, self.max_message_rate))
-        return sorted(found, key=lambda item: item[1].rate_per_second)
+        return tuple(sorted(found, key=lambda item: item[1].rate_per_second))
 
-    def connection_limits(self) -> list[tuple[str | None, int]]:
-        """Every connection limit on this path, smallest first (None: ``connection_limit``)."""
+    @functools.cached_property
+    def _connection_limits(self) -> tuple[tuple[str | None, int], ...]:
         found: list[tuple[str | None, int]] = [(None, self.connection_limit)]
         found.extend(self.additional_connection_limits.items())
-        return sorted(found, key=lambda item: item[1])
+        return tuple(sorted(found, key=lambda item: item[1]))
 
 
 Parser = Callable[[object], object]
