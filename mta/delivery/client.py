@@ -457,6 +457,10 @@ class SmtpSession:
         if self._reader is not None:
             await self._run_pipelined(txn, job, self._reader)
             return
+        await self._run_in_steps(txn, job)
+
+    async def _run_in_steps(self, txn: Transaction, job: Job) -> None:
+        """One command, one reply at a time (no PIPELINING)."""
         if self._needs_rset:
             await self._reset(txn)
         if await self._envelope(txn, job) and txn.accepted:

@@ -47,10 +47,7 @@ class LmtpSession(SmtpSession):
             self._lmtp_reader = _ReplyReader.install(self._smtp.protocol)
 
     async def _run(self, txn: Transaction, job: Job) -> None:
-        if self._needs_rset:
-            await self._reset(txn)
-        if await self._envelope(txn, job) and txn.accepted:
-            await self._data(txn, job)
+        await self._run_in_steps(txn, job)  # the replies after the dot come one per recipient
 
     async def _data(self, txn: Transaction, job: Job) -> None:
         txn.begin("DATA")
