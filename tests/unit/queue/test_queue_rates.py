@@ -7,17 +7,10 @@ import pytest
 from mta.config import ConfigError, QueueRateConfig, config_from_mapping
 from mta.queue.rates import QueueRates
 from shaping.throttle import MemoryThrottle
+from tests.support.tsa import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def rates(clock: Clock) -> QueueRates:
+def rates(clock: FakeClock) -> QueueRates:
     entries = [
         QueueRateConfig(max_message_rate="1/m", tenant="acme", campaign="spring"),
         QueueRateConfig(max_message_rate="2/m", tenant="acme", domain="*.example.com"),
@@ -26,7 +19,7 @@ def rates(clock: Clock) -> QueueRates:
 
 
 def test_first_matching_entry_decides() -> None:
-    chosen = rates(Clock())
+    chosen = rates(FakeClock())
     spec = chosen.spec_for("spring:acme@x.org", "x.org", "acme", "spring")
     assert str(spec) == "1/m"
     assert str(chosen.spec_for("acme@a.example.com", "a.example.com", "acme", None)) == "2/m"
@@ -35,7 +28,7 @@ def test_first_matching_entry_decides() -> None:
 
 
 async def test_each_scheduled_queue_has_its_own_bucket() -> None:
-    clock = Clock()
+    clock = FakeClock()
     chosen = rates(clock)
     args = ("a.example.com", "acme", None)
     assert await chosen.delay("acme@a.example.com", *args) == 0
