@@ -46,10 +46,12 @@ def message_rate_key(path: str, name: str | None) -> str:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Refusal:
-    """No connection now: ``reason`` for the queue state, retry after ``retry_after`` s."""
+    """No connection now: ``reason`` for the queue state, retry after ``retry_after`` s;
+    ``at_limit`` when a connection limit refused (a connection closing frees a place)."""
 
     reason: str
     retry_after: float
+    at_limit: bool = False
 
 
 class ConnectionGrant:
@@ -125,7 +127,9 @@ class Shaper:
             lease = await self.leases.acquire(key, limit, self.lease_ttl)
             if lease is None:
                 await ConnectionGrant(self.leases, taken, self.lease_ttl).release()
-                return Refusal(f"connection limit {key} ({limit}) reached", LEASE_RETRY_AFTER)
+                return Refusal(
+                    f"connection limit {key} ({limit}) reached", LEASE_RETRY_AFTER, at_limit=True
+                )
             taken.append(lease)
         grant = ConnectionGrant(self.leases, taken, self.lease_ttl)
         spec = config.max_connection_rate

@@ -155,8 +155,16 @@ class Spool:
 
     async def remove(self, msg_id: str) -> None:
         """Remove a message; returns once durable. No error if it is already gone."""
+        await self.remove_soon(msg_id)
+
+    def remove_soon(self, msg_id: str) -> asyncio.Future[None]:
+        """Queue a removal and return at once (a delivered message's last write: losing it to a
+        crash means one more delivery, never a lost message). The future resolves once the
+        removal is durable; later writes to the spool are committed in order after it."""
         self._require_open()
-        await self._commit(ops.REMOVE, msg_id)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._submit(Op(ops.REMOVE, msg_id, future))
+        return future
 
     def read(self, msg_id: str) -> bytes:
         """The message bytes (a synchronous pread). UnknownMessage if absent."""

@@ -27,6 +27,7 @@ from .client import (
     StaleSession,
     Timeouts,
 )
+from .handoff import Handoff
 from .local import OwnListeners, machine_addresses
 from .mx import (
     RELAY_PREFIX,
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 S451_NO_HOSTS = S451_CONNECT_FAILED.with_text("No MX host left to try")
+# Longest wait in a delivery for one of this node's connections to a site at its limit.
+CONNECTION_WAIT = 2.0
 
 
 class DeliveryEngine:
@@ -84,6 +87,7 @@ class DeliveryEngine:
         self.shaper = shaper or Shaper(MemoryThrottle(), MemoryLeases())
         self._paths = PathCache(self.rules)
         self._routed = RouteSites(config.smtp_port)  # relay and LMTP routes (relay.py)
+        self._handoff = Handoff()
         self.open_sessions = 0  # outbound connections open now, idle or busy (metrics)
 
     # -- sites -------------------------------------------------------------------------
@@ -188,18 +192,35 @@ class DeliveryEngine:
             return {}
         if site.name == DISCARD_SITE:  # KumoMTA's `null` queue: logged as delivered
             return dict.fromkeys(job.recipients, Outcome(S250_DISCARDED))
-        session = self._pool.take(site.name)
-        if session is not None:
+        while True:
+            try:
+                session, pooled = await self._connection(site)
+            except HostFailure as failure:
+                return dict.fromkeys(job.recipients, failure.outcome)
             try:
                 return self._finish(site, session, await self._transact(session, job))
             except StaleSession:
+                if not pooled:
+                    raise
                 logger.debug("pooled session to %s was dead; opening a new one", session.peer)
                 self._pool.retire(session)
-        try:
-            session = await self._open_leased(site)
-        except HostFailure as failure:
-            return dict.fromkeys(job.recipients, failure.outcome)
-        return self._finish(site, session, await self._transact(session, job))
+
+    async def _connection(self, site: Site) -> tuple[SmtpSession, bool]:
+        """An idle session to the site (pooled: True) or a new one under the path's leases.
+        At the connection limit, waits up to CONNECTION_WAIT for one of this node's
+        connections to the site to come back (handoff.py); raises PathThrottled when shaping
+        refuses (nothing was attempted), HostFailure when no host of the site answers."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CONNECTION_WAIT
+        while True:
+            session = self._pool.take(site.name)
+            if session is not None:
+                return session, True
+            grant = await self.shaper.acquire_connection(site.name, site.path)
+            if not isinstance(grant, Refusal):
+                return await self._open_granted(site, grant), False
+            if not (grant.at_limit and await self._handoff.wait(site.name, deadline - loop.time())):
+                raise PathThrottled(grant.reason, grant.retry_after)
 
     async def _transact(self, session: SmtpSession, job: Job) -> dict[str, Outcome]:
         try:
@@ -219,29 +240,29 @@ class DeliveryEngine:
     ) -> dict[str, Outcome]:
         if session.transactions < site.path.max_deliveries_per_connection:
             self._pool.put(site.name, session, site.path.idle_timeout)
+            self._handoff.released(site.name)
         else:
             self._pool.retire(session)
         return outcomes
 
-    async def _open_leased(self, site: Site) -> SmtpSession:
-        """`_open` under the path's connection leases and connection rate; raises
-        PathThrottled when they refuse (nothing was attempted)."""
-        grant = await self.shaper.acquire_connection(site.name, site.path)
-        if isinstance(grant, Refusal):
-            raise PathThrottled(grant.reason, grant.retry_after)
+    async def _open_granted(self, site: Site, grant: ConnectionGrant) -> SmtpSession:
+        """`_open` under the leases of `grant`, given back when the connection closes."""
         await grant.__aenter__()
+        self._handoff.opened(site.name)  # a connection being opened comes back too
         try:
             session = await self._open(site)
         except BaseException:
             await grant.__aexit__(None, None, None)
+            self._handoff.closed(site.name)
             raise
         self.open_sessions += 1
-        session.on_close = lambda: self._closed(grant)
+        session.on_close = lambda: self._closed(site.name, grant)
         return session
 
-    async def _closed(self, grant: ConnectionGrant) -> None:
+    async def _closed(self, site_name: str, grant: ConnectionGrant) -> None:
         self.open_sessions -= 1
         await grant.__aexit__(None, None, None)
+        self._handoff.closed(site_name)
 
     def _settings(self, site: Site) -> SessionSettings:
         path = site.path

@@ -408,8 +408,15 @@ class QueueManager:
         if meta.legs():
             await self._persist(self._spool.update(msg_id, meta.to_json()), msg_id)
         elif self._messages.pop(msg_id, None) is not None:
-            # (Two legs finishing together both see no legs left; only one removes.)
-            await self._persist(self._spool.remove(msg_id), msg_id)
+            # (Two legs finishing together both see no legs left; only one removes.) The
+            # worker does not wait for the removal's commit: a crash before it means the
+            # message is delivered once more at restart, at least once, as in Postfix.
+            self._spool.remove_soon(msg_id).add_done_callback(self._removed)
+
+    @staticmethod
+    def _removed(future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and (exc := future.exception()) is not None:
+            logger.error("could not remove a delivered message from the spool: %s", exc)
 
     async def _persist(self, write: Awaitable[None], msg_id: str) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -11,7 +12,7 @@ RecoveryHandler = Callable[[str, dict[str, Any]], None]
 
 class SpoolLike(Protocol):
     async def update(self, msg_id: str, meta: Any) -> None: ...
-    async def remove(self, msg_id: str) -> None: ...
+    def remove_soon(self, msg_id: str) -> asyncio.Future[None]: ...
     def read(self, msg_id: str) -> bytes: ...
 
 
