@@ -18,6 +18,7 @@ from typing import Any
 from mtabench import figures, machine, profiling, report, scenarios
 from mtabench.ours import REPO, default_python
 from mtabench.plot import plot
+from mtabench.postfix import parse_setting
 from mtabench.results import OURS, PEER, RunResult, ScenarioResult
 from mtabench.runner import RunOptions, probe_inject, run_one
 
@@ -75,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp"), help="spools go here")
     parser.add_argument("--keep", action="store_true", help="keep each run's directory")
     parser.add_argument("--run-timeout", type=float, default=DEFAULT_RUN_TIMEOUT)
+    parser.add_argument(
+        "--postfix-set",
+        type=parse_setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a main.cf setting for the peer on top of its stock config (repeatable), "
+        "e.g. in_flow_delay=0",
+    )
     parser.add_argument("--python", type=Path, default=default_python(), help="runs `mta`")
     return parser
 
@@ -126,7 +136,9 @@ async def _main(
     workroot: Path,
     wanted_figures: list[str],
 ) -> int:
-    options = RunOptions(workroot, args.python, args.run_timeout, args.keep)
+    options = RunOptions(
+        workroot, args.python, args.run_timeout, args.keep, tuple(args.postfix_set)
+    )
     info = machine.describe(workroot)
     started = time.monotonic()
     _say(f"machine: {machine.one_line(info)}")

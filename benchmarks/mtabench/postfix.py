@@ -8,12 +8,15 @@ of /etc files in the queue directory; it makes no difference to the work done pe
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from mtabench.net import LOOPBACK, free_port, wait_smtp_banner
@@ -52,8 +55,10 @@ postlog    unix-dgram n - n - 1 postlogd
 """
 
 
-def main_cf(root: Path, sink: str) -> str:
+def main_cf(root: Path, sink: str, settings: Sequence[tuple[str, str]] = ()) -> str:
+    """The peer's main.cf; `settings` (from `--postfix-set`) come last and win."""
     host, port = sink.rsplit(":", 1)
+    extra = "".join(f"{name} = {value}\n" for name, value in settings)
     return f"""\
 compatibility_level = 3.6
 queue_directory = {root / "queue"}
@@ -78,11 +83,23 @@ smtp_dns_support_level = disabled
 biff = no
 default_process_limit = {DEFAULT_PROCESS_LIMIT}
 smtp_destination_concurrency_limit = {DESTINATION_CONCURRENCY}
-"""
+{extra}"""
 
 
 def master_cf(smtp_port: int) -> str:
     return f"{LOOPBACK}:{smtp_port} inet n - n - - smtpd\n{MASTER_SERVICES}"
+
+
+SETTING_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def parse_setting(text: str) -> tuple[str, str]:
+    """`NAME=VALUE` of `--postfix-set`, for argparse (a bad one is a usage error)."""
+    name, sep, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not SETTING_NAME.fullmatch(name) or "\n" in value:
+        raise argparse.ArgumentTypeError(f"expected a main.cf NAME=VALUE, got {text!r}")
+    return name, value
 
 
 class PostfixPeer:
@@ -90,8 +107,9 @@ class PostfixPeer:
 
     name = "postfix"
 
-    def __init__(self, workdir: Path, sink: str) -> None:
+    def __init__(self, workdir: Path, sink: str, settings: Sequence[tuple[str, str]] = ()) -> None:
         self.workdir = workdir
+        self._settings = tuple(settings)
         self.smtp_port = free_port()
         self._sink = sink
         self._conf = workdir / "conf"
@@ -150,7 +168,7 @@ class PostfixPeer:
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
         shutil.chown(data, MAIL_OWNER, MAIL_OWNER)
-        (self._conf / "main.cf").write_text(main_cf(self.workdir, self._sink))
+        (self._conf / "main.cf").write_text(main_cf(self.workdir, self._sink, self._settings))
         (self._conf / "master.cf").write_text(master_cf(self.smtp_port))
 
     async def _postfix(self, command: str) -> None:

@@ -48,6 +48,7 @@ class RunOptions:
     python: Path
     run_timeout: float
     keep: bool = False
+    postfix_settings: tuple[tuple[str, str], ...] = ()  # --postfix-set, main.cf overrides
 
 
 async def run_one(
@@ -67,7 +68,7 @@ async def run_one(
             mta: Mta = (
                 OurNode(workdir, sink.address, options.python, scenario.ours_config(workdir))
                 if mta_name == OURS
-                else PostfixPeer(workdir, sink.address)
+                else PostfixPeer(workdir, sink.address, options.postfix_settings)
             )
             try:
                 await mta.start()

@@ -28,6 +28,7 @@ from mta.queue.events import OutcomeLog
 from mta.queue.gcfreeze import GrowthFreezer
 from mta.queue.meta import Meta, MetaError, check_meta
 from mta.queue.notify import DsnSender, DsnSubmitter
+from mta.queue.overflow import Overflow
 from mta.queue.ports import AdminGate, Key, RecoveredLike, RecoveryHandler, SpoolLike
 from mta.queue.queued import QueuedLeg, QueuedMessage
 from mta.queue.rates import QueueRates
@@ -42,7 +43,6 @@ from mta.routing.router import leg_domain
 logger = logging.getLogger(__name__)
 
 PROMOTERS = 8  # concurrent site resolutions; DNS answers are cached, so few are needed
-READY_FULL_DELAY = 1.0  # seconds before retrying to bind an entry whose ready queue is full
 # Longest wait for a message rate inside a worker; longer waits go back to the scheduled queue.
 MAX_THROTTLE_WAIT = 2.0
 S451_PATH_THROTTLED = Reply(451, "4.4.5", "egress path throttled")
@@ -75,6 +75,7 @@ class QueueManager:
         self._due: deque[Key] = deque()
         self._due_event = asyncio.Event()
         self._ready: dict[str, ReadyQueue[Key]] = {}
+        self._overflow: Overflow[Key] = Overflow()  # due legs waiting for room in a ready queue
         self._sites: dict[str, Site] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._requeue_task: asyncio.Task[int] | None = None
@@ -221,8 +222,7 @@ class QueueManager:
             self._scheduler.schedule(key, self._clock() + wait.retry_after, queue)
             return
         if not self._ready_queue(site).put(key):
-            leg = self._get_leg(key)
-            self._scheduler.schedule(key, self._clock() + READY_FULL_DELAY, leg.queue)
+            self._overflow.add(site.name, key)
 
     async def _over_queue_rate(self, key: Key, domain: str) -> bool:
         """A scheduled queue over its `[[queue.rates]]` rate keeps the leg, unattempted."""
@@ -243,6 +243,7 @@ class QueueManager:
                 max_ready=site.path.max_ready,
                 max_workers=site.path.connection_limit,
                 attempt=lambda key: self._attempt(site.name, key),
+                on_room=lambda put: self._overflow.refill(site.name, put),
             )
             self._ready[site.name] = ready
             if self._admin is not None and self._admin.ready_suspended(site.name):
@@ -433,7 +434,7 @@ class QueueManager:
         return {
             "messages": len(self._messages),
             "scheduled": len(self._scheduler),
-            "due": len(self._due),
+            "due": len(self._due) + len(self._overflow),
             "ready": sum(len(ready) for ready in self._ready.values()),
             "in_flight": sum(ready.busy for ready in self._ready.values()),
         }
@@ -496,6 +497,7 @@ class QueueManager:
         if meta is None or meta.drop_leg(key[1]) is None:
             return
         self._scheduler.cancel(key)
+        self._overflow.discard(key)
         await self._store(key[0], meta)
 
     def hold(self, key: Key, until: float) -> None:
@@ -506,6 +508,7 @@ class QueueManager:
         leg = self._leg(key)
         if leg is not None:
             self._scheduler.cancel(key)
+            self._overflow.discard(key)
             self._scheduler.schedule(key, until, leg.queue)
 
     def release(self, key: Key, held_until: float) -> None:

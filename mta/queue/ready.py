@@ -13,8 +13,9 @@ K = TypeVar("K")
 class ReadyQueue(Generic[K]):
     """Entries whose time has come, waiting for a connection to their site.
 
-    `put` refuses (returns False) when `max_ready` entries are waiting: the caller reschedules
-    instead of letting one slow site hold unbounded memory. Workers are started on demand, up to
+    `put` refuses (returns False) when `max_ready` entries are waiting; `on_room(put)` is
+    called each time an entry leaves (or the limit grows), for the caller to put in what
+    waits for room (mta.queue.overflow). Workers are started on demand, up to
     `max_workers` (the site's connection limit), and exit when the queue is empty. While
     `suspended` (an administrator's ready-queue suspension), no attempt starts; attempts in
     flight finish, and lifting the suspension starts workers again.
@@ -27,12 +28,14 @@ class ReadyQueue(Generic[K]):
         max_ready: int,
         max_workers: int,
         attempt: Callable[[K], Awaitable[None]],
+        on_room: Callable[[Callable[[K], bool]], None] | None = None,
     ) -> None:
         self.name = name
         self._items: deque[K] = deque()
         self._max_ready = max_ready
         self._max_workers = max_workers
         self._attempt = attempt
+        self._on_room = on_room
         self._workers: set[asyncio.Task[None]] = set()
         self._attempting = 0
         self._suspended = False
@@ -58,7 +61,10 @@ class ReadyQueue(Generic[K]):
     def configure(self, *, max_ready: int, max_workers: int) -> None:
         """New limits (the path's shaping changed); more workers start at once if allowed,
         extra ones finish their attempt and exit."""
+        grew = max_ready > self._max_ready
         self._max_ready = max_ready
+        if grew and self._on_room is not None:
+            self._on_room(self.put)
         if max_workers != self._max_workers:
             self._max_workers = max_workers
             self._spawn()
@@ -112,7 +118,10 @@ class ReadyQueue(Generic[K]):
                 return
             self._attempting += 1
             try:
-                await self._attempt(self._items.popleft())
+                key = self._items.popleft()
+                if self._on_room is not None:
+                    self._on_room(self.put)
+                await self._attempt(key)
             finally:
                 self._attempting -= 1
 
