@@ -20,6 +20,7 @@ from aiosmtpd.smtp import LoginPassword
 
 from mta.http import credentials
 from mta.http.credentials import Secret, SecretKind
+from mta.replies import Reply
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ BCRYPT_CONCURRENCY = 2  # bcrypt is CPU-bound: more threads only slow the event 
 BCRYPT_MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
 MAX_FAILURE_DELAY_SECONDS = 10.0  # the growing delay stops growing here
 _DUMMY_DIGEST = credentials.sha256("not a password")
+
+# RFC 4954 4: "An AUTH command issued during a mail transaction MUST be rejected with a 503".
+S503_AUTH_IN_TRANSACTION = Reply(503, "5.5.1", "AUTH not permitted during a mail transaction")
 
 
 class SmtpUsers:

@@ -14,6 +14,7 @@ What aiosmtpd 1.4.6 does and what we change (see also DataReceiver):
   applies between received pieces instead.
 - Unknown commands: it hangs up after 5 with a 502 of its own; all command errors (syntax,
   unknown, bad sequence) share our `max_errors` budget, then 421 4.7.0 and close.
+- AUTH: refused with 503 5.5.1 inside a mail transaction (RFC 4954 4); aiosmtpd allows it.
 - Replies: every reply goes out through `push`, which completes aiosmtpd's own replies with
   enhanced codes, counts command errors and reports 4xx/5xx to MAIL/RCPT/DATA as Rejections.
 """
@@ -39,7 +40,7 @@ from mta.replies import (
     Reply,
 )
 from mta.smtp import proxy
-from mta.smtp.auth import check_login
+from mta.smtp.auth import S503_AUTH_IN_TRANSACTION, check_login
 from mta.smtp.codes import (
     COMMAND_ERROR_CODES,
     S500_UNKNOWN_COMMAND,
@@ -288,6 +289,16 @@ class SmtpSession(SMTP):
             log.exception("could not record a rejection")
 
     # AUTH (RFC 4954): aiosmtpd decodes PLAIN and LOGIN and sends the challenges; we check
+
+    @syntax("AUTH <mechanism>")  # aiosmtpd's HELP text
+    async def smtp_AUTH(self, arg: str) -> None:
+        # RFC 4954 4: not during a mail transaction (from MAIL to the final dot or RSET). The
+        # 503 leaves the transaction and the failed-AUTH budget as they were. aiosmtpd
+        # itself answers a second AUTH after a successful one with 503 (5.5.1 added by push).
+        if self.envelope is not None and self.envelope.mail_from is not None:
+            await self.push(str(S503_AUTH_IN_TRANSACTION))
+            return
+        await super().smtp_AUTH(arg)
 
     async def auth_PLAIN(self, _: SMTP, args: list[str]) -> AuthResult:
         return await self._auth(super().auth_PLAIN, args)
