@@ -7,8 +7,9 @@ a pooled session that died before the server answered anything. Every network st
 inside `asyncio.timeout` with its own per-phase value; aiosmtplib's own timeouts are off.
 
 When the server offers PIPELINING (RFC 2920) a transaction is two writes: RSET (if
-needed), MAIL, every RCPT and DATA as one group, then the message; `_ReplyReader` takes
-the replies, which aiosmtplib would drop when several arrive in one read.
+needed), MAIL, every RCPT and DATA as one group, then the message (`pipelined`); a
+`_ReplyReader` (`reply_reader`) takes the replies, which aiosmtplib would drop when
+several arrive in one read. Its settings and errors are in `settings`.
 """
 
 from __future__ import annotations
@@ -18,217 +19,40 @@ import dataclasses
 import errno
 import logging
 import socket
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 import aiosmtplib
 from aiosmtplib import (
     SMTPConnectError,
-    SMTPException,
     SMTPResponse,
     SMTPResponseException,
     SMTPServerDisconnected,
 )
-from aiosmtplib.protocol import SMTPProtocol
 
-from mta.config import DeliveryConfig
 from mta.replies import S552_MESSAGE_TOO_BIG, S553_BAD_ADDRESS, Reply
-from shaping.options import EgressPathConfig
 
 from . import replies as r
-from .pipeline import DATA, RSET, MalformedReply, mail_command, rcpt_command, take_reply
-from .tls import DISABLED, TlsContexts, is_required, may_reconnect_in_plain, tls_action
-from .transaction import END_OF_DATA, Transaction, encode_data, mail_options, size_limit
+from .pipelined import run_pipelined
+from .reply_reader import _ReplyReader
+from .settings import (
+    AUTH_SUCCESSFUL,
+    NETWORK_ERRORS,
+    SERVICE_CLOSING,
+    SERVICE_READY,
+    HostFailure,
+    SessionSettings,
+    SourceUnavailable,
+    StaleSession,
+    TlsHandshakeFailure,
+    _ProtocolError,
+)
+from .tls import DISABLED, is_required, may_reconnect_in_plain, tls_action
+from .transaction import Transaction, encode_data, mail_options, size_limit
 from .types import Job, Outcome, PeerAddress
 
 logger = logging.getLogger(__name__)
 
 QUIT_TIMEOUT = 5.0  # QUIT is a courtesy; never hold a worker for it
-SERVICE_READY = 220
-SERVICE_CLOSING = 421  # RFC 5321 3.8: the server is closing the channel
-START_MAIL_INPUT = 354
-AUTH_SUCCESSFUL = 235  # RFC 4954 6
-NETWORK_ERRORS = (SMTPException, OSError, TimeoutError)
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds per SMTP phase (RFC 5321 4.5.3.2)."""
-
-    connect: float
-    ehlo: float
-    mail: float
-    rcpt: float
-    data: float
-    data_dot: float
-
-    @classmethod
-    def from_config(cls, config: DeliveryConfig | EgressPathConfig) -> Timeouts:
-        return cls(
-            config.connect_timeout,
-            config.ehlo_timeout,
-            config.mail_from_timeout,
-            config.rcpt_to_timeout,
-            config.data_timeout,
-            config.data_dot_timeout,
-        )
-
-
-class Credentials(Protocol):
-    """SASL credentials of a relay route (mta.routing.PasswordSource)."""
-
-    username: str
-
-    def password(self) -> str:
-        """The current password; raises OSError when it cannot be read now."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSettings:
-    ehlo_name: str
-    port: int
-    tls_mode: str
-    timeouts: Timeouts
-    tls_contexts: TlsContexts
-    # The path's `opportunistic_tls_reconnect_on_failed_handshake`.
-    reconnect_in_plain: bool = False
-    # Relay routes (mta.delivery.relay): TLS from the first byte, verified per this mode
-    # ("Required" or "RequiredInsecure"); SASL credentials, only ever sent under TLS; an
-    # LMTP server's unix socket.
-    implicit_tls: str | None = None
-    credentials: Credentials | None = None
-    socket_path: str | None = None
-    # The egress source (mta.egress.sources): a local address to bind, or a `connector`
-    # that returns a socket connected to (address, port), through a SOCKS5 proxy.
-    source_address: str | None = None
-    connector: Connector | None = None
-
-
-Connector = Callable[[str, int], Awaitable[socket.socket]]
-
-
-class SourceUnavailable(Exception):
-    """The egress source cannot connect anywhere now (its proxy is down, its address is not
-    on this machine): no other host of the site would do better."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class HostFailure(Exception):
-    """This host cannot take mail now; `outcome` says why. Try the next one."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(str(outcome.reply))
-        self.outcome = outcome
-
-
-class TlsHandshakeFailure(HostFailure):
-    """The TLS handshake after STARTTLS failed (a certificate that does not verify too)."""
-
-
-class StaleSession(Exception):
-    """A reused session was dead before the server answered: open a new one."""
-
-
-class _ProtocolError(Exception):
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(str(reply))
-        self.reply = reply
-
-
-class _ReplyReader(asyncio.Protocol):
-    """Every reply the server sends during a pipelined transaction, in order.
-
-    aiosmtplib parses one reply per `read_response()` and drops whatever arrives while
-    no reply is awaited, so a pipelined group's replies (often one TCP segment) would
-    be lost. This protocol sits between the transport and aiosmtplib's for the rest of
-    the session (`set_protocol`: uvloop caches the protocol's methods, so patching them
-    would not do): inside `with reader:` it keeps the replies, outside it hands every
-    byte and event to aiosmtplib as if it were not there (QUIT, for one).
-    """
-
-    def __init__(self, protocol: SMTPProtocol) -> None:
-        self._protocol = protocol
-        self._active = False
-        self._buffer = bytearray()
-        self._replies: deque[tuple[int, str]] = deque()
-        self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    @classmethod
-    def install(cls, protocol: SMTPProtocol) -> _ReplyReader:
-        if protocol.transport is None:
-            raise SMTPServerDisconnected("Connection lost")
-        reader = cls(protocol)
-        protocol.transport.set_protocol(reader)
-        return reader
-
-    def __enter__(self) -> _ReplyReader:
-        self._active = True
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        # Bytes still unread (a server answering more than it was asked) are dropped,
-        # as aiosmtplib drops unsolicited ones.
-        self._active = False
-        self._buffer.clear()
-        self._replies.clear()
-
-    def take(self) -> tuple[int, str] | None:
-        """The next reply if it has come (no coroutine: most replies are read early)."""
-        return self._replies.popleft() if self._replies else None
-
-    async def next(self) -> tuple[int, str]:
-        """The next reply; raises SMTPServerDisconnected or MalformedReply."""
-        while not self._replies:
-            if self._error is not None:
-                raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._replies.popleft()
-
-    # -- asyncio.Protocol: the transport calls these ---------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        if not self._active:
-            self._protocol.data_received(data)
-            return
-        if self._error is not None:
-            return
-        self._buffer.extend(data)
-        try:
-            while (reply := take_reply(self._buffer)) is not None:
-                self._replies.append(reply)
-        except MalformedReply as error:
-            self._error = error
-        self._wake()
-
-    def eof_received(self) -> bool:
-        return bool(self._protocol.eof_received())  # False: the transport closes
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._protocol.connection_lost(exc)
-        if self._error is None:
-            self._error = SMTPServerDisconnected("Connection lost")
-        self._wake()
-
-    def pause_writing(self) -> None:
-        self._protocol.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._protocol.resume_writing()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
 
 
 class SmtpSession:
@@ -455,7 +279,7 @@ class SmtpSession:
 
     async def _run(self, txn: Transaction, job: Job) -> None:
         if self._reader is not None:
-            await self._run_pipelined(txn, job, self._reader)
+            await run_pipelined(self, txn, job, self._reader)
             return
         await self._run_in_steps(txn, job)
 
@@ -559,67 +383,6 @@ class SmtpSession:
         # arrive while no response is being awaited.
         return await protocol.read_response(timeout=None)
 
-    # -- the pipelined transaction (RFC 2920) --------------------------------------------
-
-    def _group(self, txn: Transaction, job: Job) -> tuple[list[bytes], list[str]]:
-        """The command lines of the group before DATA, and the recipients they name.
-
-        Recipients that cannot be sent are settled here; no line at all when nothing
-        would be left to send (then neither MAIL nor RCPT goes on the wire).
-        """
-        refusal = self._refusal(job)
-        if refusal is not None:
-            txn.refuse(txn.recipients, refusal, "MAIL")
-            return [], []
-        options = mail_options(job, self._smtp.esmtp_extensions)
-        try:
-            mail = mail_command(job.sender, options, "utf-8" if "SMTPUTF8" in options else "ascii")
-        except ValueError as error:
-            txn.refuse(txn.recipients, S553_BAD_ADDRESS.with_text(str(error)), "MAIL")
-            return [], []
-        lines = [RSET, mail] if self._needs_rset else [mail]
-        named: list[str] = []
-        utf8 = self._smtp.supports_extension("smtputf8")
-        for recipient in txn.recipients:
-            ascii_only = recipient.isascii()
-            if not ascii_only and not utf8:
-                txn.refuse([recipient], r.smtputf8_required(self.peer), "RCPT")
-                continue
-            try:
-                lines.append(rcpt_command(recipient, "ascii" if ascii_only else "utf-8"))
-            except ValueError as error:
-                txn.refuse([recipient], S553_BAD_ADDRESS.with_text(str(error)), "RCPT")
-                continue
-            named.append(recipient)
-        return (lines, named) if named else ([], [])
-
-    async def _run_pipelined(self, txn: Transaction, job: Job, reader: _ReplyReader) -> None:
-        """RFC 2920 3.1: [RSET,] MAIL, every RCPT and DATA in one write, the replies read
-        in order, then the message (if DATA got 354) in a second write.
-
-        Timeouts: one `asyncio.timeout` for the whole transaction, whose deadline is
-        moved to "now + that command's phase timeout" each time a reply has to be
-        waited for (replies already read cost nothing). So every reply gets exactly the
-        time it gets in lock-step; neither the sum of the phase timeouts (100 RCPTs at
-        300 s would let a dead server hold the worker for hours) nor their maximum (a
-        server that spends a while on each RCPT would be cut off) does that.
-        """
-        lines, named = self._group(txn, job)
-        if not lines:
-            return
-        protocol = self._smtp.protocol
-        if protocol is None:
-            raise SMTPServerDisconnected("Connection lost")
-        lines.append(DATA)
-        with reader:
-            async with asyncio.timeout(None) as deadline:
-                protocol.write(b"".join(lines))
-                replies = _Replies(self, txn, reader, deadline)
-                if self._needs_rset:
-                    await replies.reset()
-                if await replies.envelope(named):
-                    await replies.content(job.data)
-
     # -- closing -------------------------------------------------------------------------
 
     def abort(self) -> None:
@@ -654,97 +417,3 @@ async def _egress_socket(peer: PeerAddress, settings: SessionSettings) -> socket
         raise HostFailure(Outcome(r.connect_timed_out(peer), "connect", peer)) from None
     except OSError as error:
         raise HostFailure(Outcome(r.connect_failed(peer, error), "connect", peer)) from None
-
-
-class _Replies:
-    """Reads one pipelined transaction's replies in order and settles the recipients.
-
-    Each method returns False when the session ended (421): every recipient still
-    waiting got that reply, and no further reply is read.
-    """
-
-    def __init__(
-        self,
-        session: SmtpSession,
-        txn: Transaction,
-        reader: _ReplyReader,
-        deadline: asyncio.Timeout,
-    ) -> None:
-        self._session = session
-        self._txn = txn
-        self._reader = reader
-        self._deadline = deadline
-        self._timeouts = session._settings.timeouts
-
-    async def _next(self, command: str, seconds: float) -> Reply:
-        """The reply to `command`, waiting at most `seconds` if it has not come yet."""
-        self._txn.begin(command)
-        try:
-            received = self._reader.take()
-            if received is None:
-                self._deadline.reschedule(asyncio.get_running_loop().time() + seconds)
-                received = await self._reader.next()
-        except MalformedReply as error:
-            raise _ProtocolError(
-                r.protocol_error(self._session.peer, command, str(error))
-            ) from None
-        code, message = received
-        if not 200 <= code < 600:
-            raise _ProtocolError(r.protocol_error(self._session.peer, command, message))
-        reply = r.from_response(code, message)
-        if code == SERVICE_CLOSING:
-            self._session.abort()  # RFC 5321 3.8: the server closes the channel
-        return reply
-
-    def _closed_by(self, reply: Reply) -> bool:
-        return self._session._closed_by(self._txn, reply)
-
-    async def reset(self) -> None:
-        reply = await self._next("RSET", self._timeouts.mail)
-        if not 200 <= reply.code < 300:
-            raise _ProtocolError(reply)  # as in lock-step: the session is unusable
-        self._session._needs_rset = False
-
-    async def envelope(self, named: list[str]) -> bool:
-        """MAIL's and every RCPT's reply; False if the session can go no further."""
-        session, txn = self._session, self._txn
-        reply = await self._next("MAIL", self._timeouts.mail)
-        if reply.code == SERVICE_CLOSING and session.transactions > 1:
-            raise SMTPServerDisconnected(str(reply))  # an idle pooled session: stale
-        if self._closed_by(reply):
-            return False
-        # A refused MAIL settles everyone; the RCPT replies (503) must still be read.
-        mail_accepted = txn.on_mail(reply)
-        session._needs_rset = mail_accepted
-        for recipient in named:
-            reply = await self._next("RCPT", self._timeouts.rcpt)
-            if self._closed_by(reply):
-                return False
-            if mail_accepted:
-                txn.on_rcpt(recipient, reply)
-        return True
-
-    async def content(self, data: bytes) -> None:
-        """DATA's reply, then the message and the reply to its final dot."""
-        txn = self._txn
-        reply = await self._next("DATA", self._timeouts.data)
-        if self._closed_by(reply):
-            return
-        if reply.code != START_MAIL_INPUT:
-            # The recipients were all refused (then this is 503/554, RFC 2920 3.1) or
-            # DATA itself was: the transaction may still be open, RSET comes next time.
-            txn.on_data(reply)
-            return
-        protocol = self._session._smtp.protocol
-        if protocol is None:
-            raise SMTPServerDisconnected("Connection lost")
-        # RFC 2920 3.1: a server may accept DATA although no RCPT was; the client must
-        # then end the (empty) message with a lone dot, never send the content.
-        empty = not txn.accepted
-        protocol.write(END_OF_DATA if empty else encode_data(data))
-        reply = await self._next(".", self._timeouts.data_dot)
-        if self._closed_by(reply):
-            return
-        self._session._needs_rset = False  # RFC 5321 4.1.1.4: the final reply ends it
-        if not empty:
-            txn.on_dot(reply)

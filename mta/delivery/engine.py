@@ -19,14 +19,7 @@ from shaping.leases import MemoryLeases
 from shaping.rules import ShapingRules
 from shaping.throttle import MemoryThrottle, ThrottleResult
 
-from .client import (
-    HostFailure,
-    SessionSettings,
-    SmtpSession,
-    SourceUnavailable,
-    StaleSession,
-    Timeouts,
-)
+from .client import SmtpSession
 from .handoff import Handoff
 from .local import OwnListeners, machine_addresses
 from .mx import (
@@ -41,6 +34,13 @@ from .pool import SessionPool
 from .private import AddressPolicy, DestinationRefused, destination_not_allowed
 from .relay import DISCARD_SITE, RouteSites
 from .replies import S451_CONNECT_FAILED, S451_INTERNAL_ERROR, as_transient
+from .settings import (
+    HostFailure,
+    SessionSettings,
+    SourceUnavailable,
+    StaleSession,
+    Timeouts,
+)
 from .sts_fetch import PolicyFetcher, StsPolicies
 from .tls import DISABLED, TlsContexts
 from .types import Job, Outcome, PathThrottled, PeerAddress, Site, SiteError

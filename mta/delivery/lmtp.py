@@ -15,8 +15,10 @@ from aiosmtplib import SMTPResponse, SMTPServerDisconnected
 from mta.replies import Reply
 
 from . import replies as r
-from .client import SERVICE_CLOSING, SmtpSession, _ProtocolError, _ReplyReader
+from .client import SmtpSession
 from .pipeline import MalformedReply
+from .reply_reader import _ReplyReader
+from .settings import SERVICE_CLOSING, _ProtocolError
 from .transaction import Transaction, encode_data
 from .types import Job
 

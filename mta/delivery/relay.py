@@ -15,9 +15,10 @@ from mta.routing import Destination, PasswordSource
 from mta.routing.destination import socket_path
 from mta.units import parse_hostport
 
-from .client import SessionSettings, SmtpSession
+from .client import SmtpSession
 from .lmtp import LmtpSession
 from .mx import RELAY_PREFIX, relay_site_name
+from .settings import SessionSettings
 from .tls import DISABLED
 from .types import Site
 

@@ -22,7 +22,7 @@ from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, Pr
 from python_socks.async_.asyncio import Proxy
 
 from mta.config import EgressSourceConfig
-from mta.delivery.client import Connector, SourceUnavailable
+from mta.delivery.settings import Connector, SourceUnavailable
 from mta.units import parse_hostport
 
 # RFC 1928 6 replies about the destination, not the proxy: network/host unreachable,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from mta.config import EgressConfig, EgressSourceConfig
-from mta.delivery.client import Connector
+from mta.delivery.settings import Connector
 
 from .socks import socks5_connector
 
