@@ -17,13 +17,15 @@ from typing import Any
 
 from mta.client import DEFAULT_ENDPOINT, DEFAULT_TIMEOUT, AdminClient, ClientError
 
+# Reserved in mta.config (never config overrides), re-exported for the commands.
+from mta.config import ENV_ENDPOINT as ENV_ENDPOINT
+from mta.config import ENV_PASSWORD as ENV_PASSWORD
+
 EXIT_OK = 0
 EXIT_REMOTE = 1  # the node refused, failed, or could not be reached
 EXIT_USAGE = 2  # the command line (or a file it names) cannot be used; argparse's own code
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
-ENV_ENDPOINT = "MTA_ENDPOINT"
-ENV_PASSWORD = "MTA_PASSWORD"
 
 Handler = Callable[[argparse.Namespace, AdminClient], int]
 CONNECTION_OPTIONS = ("endpoint", "user", "password_file", "token_file", "timeout", "output")

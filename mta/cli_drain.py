@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TextIO
 
 from mta.cli_common import (
-    ENV_ENDPOINT,
     ENV_PASSWORD,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -37,7 +36,6 @@ from mta.drain.drainer import Drainer, DrainReport, recovered_candidates
 from spool import Spool, SpoolError, SpoolLocked
 
 PROGRESS_SECONDS = 2.0
-COMMAND_ENV = frozenset({ENV_PASSWORD, ENV_ENDPOINT, "MTA_LOG_LEVEL"})
 
 
 def register(commands: Subparsers) -> None:
@@ -151,10 +149,8 @@ def _summary(report: DrainReport, left: int, stream: TextIO) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    # The command line's own variables are not config overrides.
-    environ = {k: v for k, v in os.environ.items() if k not in COMMAND_ENV}
     try:
-        return load_config(args.config, environ)
+        return load_config(args.config)  # MTA_PASSWORD & co. are reserved, not overrides
     except ConfigError as exc:
         raise UsageError(f"config error: {exc}") from None
 

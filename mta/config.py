@@ -5,6 +5,11 @@ Every key can be overridden from the environment: `MTA_SMTP__LISTEN="127.0.0.1:2
 (`MTA_ROUTES='[{domains=["*"], relay="127.0.0.1:2526"}]'`), else as plain strings; a plain
 string for a list key is split on commas. Unknown keys and bad values are rejected with the
 key's path and the reason.
+
+Reserved: the `MTA_*` variables the programs read for themselves are never overrides, so an
+operator who exports `MTA_PASSWORD` for `mta queue` can still run `mta serve`: `MTA_CONFIG`,
+`MTA_ENDPOINT`, `MTA_PASSWORD`, `MTA_LOG_LEVEL`, `MTA_TSA_CONFIG` (`RESERVED_ENV`), and every
+name starting with `MTA_TEST_` (the test suite's switches).
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ from mta.units import Duration, parse_duration, parse_hostport, parse_size
 from shaping.spec import parse_throttle_spec
 
 ENV_PREFIX = "MTA_"
+ENV_CONFIG = "MTA_CONFIG"  # the config file (serve, check-config, log, shaping, spool drain)
+ENV_ENDPOINT = "MTA_ENDPOINT"  # operator commands: the node's HTTP API
+ENV_PASSWORD = "MTA_PASSWORD"  # operator commands: the password of --user
+ENV_LOG_LEVEL = "MTA_LOG_LEVEL"  # every command: the Python logging level
+ENV_TSA_CONFIG = "MTA_TSA_CONFIG"  # `mta tsa`: the daemon's own config file
+RESERVED_ENV = frozenset({ENV_CONFIG, ENV_ENDPOINT, ENV_PASSWORD, ENV_LOG_LEVEL, ENV_TSA_CONFIG})
+RESERVED_ENV_PREFIXES = ("MTA_TEST_",)
 DEFAULT_SMTP_LISTEN = ("0.0.0.0:2525",)
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 DEFAULT_HTTP_LISTEN = ("0.0.0.0:8000",)
@@ -411,9 +423,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
+def is_config_env(name: str) -> bool:
+    """True when the environment variable `name` is a config override (not a reserved one)."""
+    return (
+        name.startswith(ENV_PREFIX)
+        and name not in RESERVED_ENV
+        and not name.startswith(RESERVED_ENV_PREFIXES)
+    )
+
+
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "MTA_CONFIG":
+        if not is_config_env(name):
             continue
         keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         target = raw
