@@ -412,12 +412,20 @@ class QueueManager:
             # (Two legs finishing together both see no legs left; only one removes.) The
             # worker does not wait for the removal's commit: a crash before it means the
             # message is delivered once more at restart, at least once, as in Postfix.
-            self._spool.remove_soon(msg_id).add_done_callback(self._removed)
+            try:
+                self._spool.remove_soon(msg_id).add_done_callback(self._removed)
+            except Exception as exc:  # the spool closed under a late attempt: same as below
+                self._removed_failed(exc)
+
+    @classmethod
+    def _removed(cls, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and (exc := future.exception()) is not None:
+            cls._removed_failed(exc)
 
     @staticmethod
-    def _removed(future: asyncio.Future[None]) -> None:
-        if not future.cancelled() and (exc := future.exception()) is not None:
-            logger.error("could not remove a delivered message from the spool: %s", exc)
+    def _removed_failed(exc: BaseException) -> None:
+        # The message stays in the spool: a restart delivers it once more (at least once).
+        logger.error("could not remove a delivered message from the spool: %s", exc)
 
     async def _persist(self, write: Awaitable[None], msg_id: str) -> None:
         try:
