@@ -218,8 +218,7 @@ class QueueManager:
             await self._settle(key, None, self._all_recipients(key, exc.outcome))
             return
         except PathThrottled as wait:  # no egress source of its pool now: wait, unattempted
-            queue = self._get_leg(key).queue
-            self._scheduler.schedule(key, self._clock() + wait.retry_after, queue)
+            await self._put_off(key, wait.retry_after, wait.reason)
             return
         if not self._ready_queue(site).put(key):
             self._overflow.add(site.name, key)
@@ -230,7 +229,7 @@ class QueueManager:
         message, queue = self._messages[key[0]], self._get_leg(key).queue
         wait = await self.queue_rates.delay(queue, domain, message.tenant, message.campaign)
         if wait > 0:
-            self._delay(key, wait, "queue_rate")
+            await self._delay(key, wait, "queue_rate", "scheduled queue rate")
         return wait > 0
 
     def _ready_queue(self, site: Site) -> ReadyQueue[Key]:
@@ -286,7 +285,7 @@ class QueueManager:
                 outcomes.update(await self._engine.deliver(site, job))
             except PathThrottled as throttled:
                 if not outcomes:  # nothing attempted: not an attempt, back in line later
-                    self._delay(key, throttled.retry_after, "connection")
+                    await self._delay(key, throttled.retry_after, "connection", throttled.reason)
                     return
                 refused = Outcome(S451_PATH_THROTTLED.with_text(throttled.reason))
                 outcomes.update(dict.fromkeys(rcpts[start:], refused))
@@ -304,7 +303,7 @@ class QueueManager:
                     self.on_throttle_wait("message_rate", waited)
                 return True
             if waited + result.retry_after > MAX_THROTTLE_WAIT:
-                self._delay(key, result.retry_after, "message_rate")
+                await self._delay(key, result.retry_after, "message_rate", "message rate")
                 return False
             self.throttle_waiting += 1
             try:
@@ -313,11 +312,24 @@ class QueueManager:
                 self.throttle_waiting -= 1
             waited += result.retry_after
 
-    def _delay(self, key: Key, seconds: float, reason: str) -> None:
+    async def _delay(self, key: Key, seconds: float, reason: str, why: str) -> None:
         """Due again in `seconds`, without counting an attempt (shaping said not now)."""
         if self.on_throttle_wait is not None:
             self.on_throttle_wait(reason, seconds)
-        self._scheduler.schedule(key, self._clock() + seconds, self._get_leg(key).queue)
+        await self._put_off(key, seconds, why)
+
+    async def _put_off(self, key: Key, seconds: float, why: str) -> None:
+        """Back in its scheduled queue for `seconds`, unattempted; expired now instead when
+        that is past the message's `max_age` (a leg that shaping or a down egress pool keeps
+        from every attempt must still expire, with `why` as its last error if it has none)."""
+        due = self._clock() + seconds
+        leg = self._get_leg(key)
+        if not is_expired(self._config.queue, self._messages[key[0]].created, due):
+            self._scheduler.schedule(key, due, leg.queue)
+            return
+        if leg.last_reply is None:
+            leg.set_last_reply(str(S451_PATH_THROTTLED.with_text(why)))
+        await self._expire_now(*key)
 
     def _all_recipients(self, key: Key, outcome: Outcome) -> dict[str, Outcome]:
         return dict.fromkeys(self._get_leg(key).rcpts, outcome)
