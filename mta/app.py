@@ -221,7 +221,10 @@ class Node:
         drain = self.config.node.drain_timeout
         await self.smtp.close_sessions(grace=drain)
         await self.api.server.wait_for_injects(drain)
-        await self.api.inject.close(drain)  # deferred batches stop; the rest resume at next start
+        # Deferred inject batches stop (the rest resume at the next start), or, when the spool
+        # is handed to a peer next, expand whole first: the peer takes messages, not batches.
+        handing_over = self.drain_out is not None and not self.drain_out.is_self
+        await self.api.inject.close(drain, finish=handing_over)
         self.acceptor.refusing = "shutting down"
         await self.queue.shutdown(drain)
         if self.drain_out is not None:

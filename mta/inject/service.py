@@ -122,14 +122,18 @@ class InjectService:
             return
         self._schedule(batch_id, meta)
 
-    async def close(self, timeout: float) -> None:  # noqa: ASYNC109 - the node's drain timeout
-        """Stop background expansions: those running get `timeout` seconds to finish their
-        chunk, then are cancelled. Their batches stay in the spool and resume at next start."""
-        self._closing.set()
+    async def close(self, timeout: float, *, finish: bool = False) -> None:  # noqa: ASYNC109
+        """Stop background expansions: those running get `timeout` seconds (the node's drain
+        timeout) to finish their chunk, then are cancelled; their batches stay in the spool
+        and resume at next start. With `finish`, every batch gets that time to expand whole
+        (the node hands its spool to a peer next, which takes messages, not batches)."""
+        if not finish:
+            self._closing.set()
         tasks = list(self._batches.values())
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        pending: set[asyncio.Task[None]] = set()
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        self._closing.set()
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
