@@ -61,8 +61,16 @@ def _parser() -> argparse.ArgumentParser:
         help="TOML config file (default: $MTA_CONFIG, else embedded defaults)",
     )
     serve.set_defaults(func=_serve)
-    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check = commands.add_parser(
+        "check-config", help="validate a config file and the files it names, and exit"
+    )
     check.add_argument("path", nargs="?", default=os.environ.get("MTA_CONFIG"))
+    check.add_argument(
+        "--no-files",
+        action="store_true",
+        help="check the config alone, not the key, rules and secret files it names "
+        "(a config checked away from the host that mounts them)",
+    )
     check.set_defaults(func=_check_config)
     sink = commands.add_parser("sink", help="run an SMTP sink that stores mail as files")
     sink.add_argument("--listen", default="127.0.0.1:2526", help="host:port (127.0.0.1:2526)")
@@ -93,6 +101,13 @@ def _load(path: str | None) -> Config | None:
 def _check_config(args: argparse.Namespace) -> int:
     config = _load(args.path)
     if config is None:
+        return EXIT_CONFIG
+    from mta.preflight import check_startup_files  # the files the node reads at start
+
+    problems = [] if args.no_files else check_startup_files(config)
+    for problem in problems:
+        print(f"mta check-config: {problem}", file=sys.stderr)
+    if problems:
         return EXIT_CONFIG
     print(f"{args.path or 'embedded defaults'}: OK")
     return 0
