@@ -7,7 +7,8 @@ AUTH users and sender policy, the HTTP users and tokens, webhook secrets, the dr
 and TSA credentials); `check_startup_files(config)` loads each one and returns every problem
 as one line that starts with the file's path. Every `Path` key of the config is either in
 `CHECKED_KEYS` or in `UNCHECKED_KEYS` with the reason the node does not stop on it (a unit
-test walks the config tree, so a new file key cannot be forgotten here).
+test walks the config tree, so a new file key cannot be forgotten here; another starts a node
+on each kind of bad file, so check-config is neither stricter nor looser than the node).
 """
 
 from __future__ import annotations
