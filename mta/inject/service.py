@@ -123,10 +123,11 @@ class InjectService:
         self._schedule(batch_id, meta)
 
     async def close(self, timeout: float, *, finish: bool = False) -> None:  # noqa: ASYNC109
-        """Stop background expansions: those running get `timeout` seconds (the node's drain
-        timeout) to finish their chunk, then are cancelled; their batches stay in the spool
-        and resume at next start. With `finish`, every batch gets that time to expand whole
-        (the node hands its spool to a peer next, which takes messages, not batches)."""
+        """Stop background expansions: batches being expanded get `timeout` seconds (the
+        node's drain timeout) to finish, then are cancelled; batches not started yet do not
+        start. What is left stays in the spool and resumes at the next start. With `finish`,
+        the batches not started yet also get that time to expand (the node hands its spool to
+        a peer next, which takes messages, not batches)."""
         if not finish:
             self._closing.set()
         tasks = list(self._batches.values())
