@@ -16,26 +16,23 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from mta.config import Config, QueueConfig
+from mta.config import Config
 from mta.delivery import DeliveryEngine, Job, Outcome, PathThrottled, Site, SiteError
 from mta.dsn import FailedRecipient
 from mta.queue.events import OutcomeLog
 from mta.queue.gcfreeze import GrowthFreezer
 from mta.queue.meta import Meta, MetaError, check_meta
 from mta.queue.notify import DsnSender, DsnSubmitter
-from mta.queue.overflow import Overflow
 from mta.queue.ports import AdminGate, Key, RecoveredLike, RecoveryHandler, SpoolLike
 from mta.queue.queued import QueuedLeg, QueuedMessage
 from mta.queue.rates import QueueRates
 from mta.queue.ready import ReadyQueue
 from mta.queue.requeue import requeue
 from mta.queue.retry import is_expired, retry_delay
-from mta.queue.scheduler import Entry, Scheduler
+from mta.queue.state import QueueState
 from mta.replies import S451_LOCAL_ERROR, S551_MESSAGE_EXPIRED, Reply
 from mta.routing import Router
 from mta.routing.router import leg_domain
@@ -48,7 +45,7 @@ MAX_THROTTLE_WAIT = 2.0
 S451_PATH_THROTTLED = Reply(451, "4.4.5", "egress path throttled")
 
 
-class QueueManager:
+class QueueManager(QueueState):
     """Owns every queued leg of every message in the spool."""
 
     def __init__(
@@ -61,29 +58,18 @@ class QueueManager:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        self._config = config
+        super().__init__(config, spool, clock)
         self.router = Router(config.routes)  # also asked at acceptance (RCPT, leg keys)
         self.queue_rates: QueueRates | None = None  # [[queue.rates]], on the node's throttle
         self._freezer = GrowthFreezer()
-        self._spool = spool
         self._engine = engine
         self._log = log
-        self._clock = clock
         self._rng = rng or random.Random()
-        self._messages: dict[str, QueuedMessage] = {}
-        self._scheduler: Scheduler[Key] = Scheduler(self._on_due, clock)
-        self._due: deque[Key] = deque()
-        self._due_event = asyncio.Event()
-        self._ready: dict[str, ReadyQueue[Key]] = {}
-        self._overflow: Overflow[Key] = Overflow()  # due legs waiting for room in a ready queue
         self._sites: dict[str, Site] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._requeue_task: asyncio.Task[int] | None = None
         self._dsn = DsnSender(config.node.hostname, spool.read)
         self._admin: AdminGate | None = None
-        # Legs a task is working on: key -> ready queue name while attempted, None while
-        # promoted. An admin sweep leaves them alone: they pass the gate on their own.
-        self._handling: dict[Key, str | None] = {}
         self.recovery_handlers: dict[str, RecoveryHandler] = {}
         # Metrics: `on_throttle_wait(reason, seconds)` for each wait shaping imposes on a leg,
         # and the legs waiting inside a worker for a message rate now.
@@ -183,10 +169,6 @@ class QueueManager:
                 self._scheduler.schedule((msg_id, leg.domain), leg.due, leg.queue)
 
     # -- scheduled -> ready ----------------------------------------------------------------
-
-    def _on_due(self, key: Key) -> None:
-        self._due.append(key)
-        self._due_event.set()
 
     async def _promoter(self) -> None:
         task = asyncio.current_task()
@@ -415,132 +397,6 @@ class QueueManager:
         # await: an admin sweep skips legs being handled, so none slips into the scheduler.
         if due is not None and (self._admin is None or not await self._admin.take_requeued(key)):
             self._scheduler.schedule(key, due, leg.queue)
-
-    async def _store(self, msg_id: str, meta: QueuedMessage) -> None:
-        """Persist a message's legs: update it, or remove it once no leg is left."""
-        if meta.legs():
-            await self._persist(self._spool.update(msg_id, meta.to_json()), msg_id)
-        elif self._messages.pop(msg_id, None) is not None:
-            # (Two legs finishing together both see no legs left; only one removes.) The
-            # worker does not wait for the removal's commit: a crash before it means the
-            # message is delivered once more at restart, at least once, as in Postfix.
-            try:
-                self._spool.remove_soon(msg_id).add_done_callback(self._removed)
-            except Exception as exc:  # the spool closed under a late attempt: same as below
-                self._removed_failed(exc)
-
-    @classmethod
-    def _removed(cls, future: asyncio.Future[None]) -> None:
-        if not future.cancelled() and (exc := future.exception()) is not None:
-            cls._removed_failed(exc)
-
-    @staticmethod
-    def _removed_failed(exc: BaseException) -> None:
-        # The message stays in the spool: a restart delivers it once more (at least once).
-        logger.error("could not remove a delivered message from the spool: %s", exc)
-
-    async def _persist(self, write: Awaitable[None], msg_id: str) -> None:
-        try:
-            await write
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The in-memory state goes on; at worst a restart re-attempts (at-least-once).
-            logger.exception("could not record the state of message %s in the spool", msg_id)
-
-    # -- introspection ---------------------------------------------------------------------
-
-    def stats(self) -> dict[str, int]:
-        return {
-            "messages": len(self._messages),
-            "scheduled": len(self._scheduler),
-            "due": len(self._due) + len(self._overflow),
-            "ready": sum(len(ready) for ready in self._ready.values()),
-            "in_flight": sum(ready.busy for ready in self._ready.values()),
-        }
-
-    def scheduled_queues(self) -> dict[str, int]:
-        return self._scheduler.queue_sizes()
-
-    def ready_queues(self) -> dict[str, int]:
-        return {name: len(ready) for name, ready in self._ready.items()}
-
-    def is_idle(self) -> bool:
-        stats = self.stats()
-        return stats["due"] == 0 and stats["ready"] == 0 and stats["in_flight"] == 0
-
-    def _leg(self, key: Key) -> QueuedLeg | None:
-        meta = self._messages.get(key[0])
-        return None if meta is None else meta.leg(key[1])
-
-    def _get_leg(self, key: Key) -> QueuedLeg:
-        """The leg of a key known to be queued (KeyError otherwise)."""
-        leg = self._leg(key)
-        if leg is None:
-            raise KeyError(key)
-        return leg
-
-    # -- administration (read-only views and the actions of mta.queue.admin) ----------------
-
-    @property
-    def queue_config(self) -> QueueConfig:
-        return self._config.queue
-
-    @property
-    def messages(self) -> Mapping[str, QueuedMessage]:
-        """Every queued message by id (live: read, never change; they read like their
-        stored meta, `message["legs"][domain]["rcpts"]`)."""
-        return MappingProxyType(self._messages)
-
-    @property
-    def handling(self) -> Mapping[Key, str | None]:
-        """Legs being promoted (None) or attempted (their ready queue name)."""
-        return MappingProxyType(self._handling)
-
-    @property
-    def ready_queue_map(self) -> Mapping[str, ReadyQueue[Key]]:
-        return MappingProxyType(self._ready)
-
-    def scheduled(self, key: Key) -> Entry[Key] | None:
-        """The scheduler's entry (due time, queue) of a leg waiting for its time."""
-        return self._scheduler.get(key)
-
-    def last_change(self, queue: str) -> float | None:
-        return self._scheduler.last_change(queue)
-
-    def body(self, msg_id: str) -> bytes:
-        return self._spool.read(msg_id)
-
-    async def drop_leg(self, key: Key) -> None:
-        """Remove a leg (an administrator bounced it; no DSN) and persist the message."""
-        meta = self._messages.get(key[0])
-        if meta is None or meta.drop_leg(key[1]) is None:
-            return
-        self._scheduler.cancel(key)
-        self._overflow.discard(key)
-        await self._store(key[0], meta)
-
-    def hold(self, key: Key, until: float) -> None:
-        """Keep a leg in its scheduled queue until `until`; not a delivery attempt.
-
-        The stored due time stays: a restart forgets admin rules, so it must not wait then.
-        """
-        leg = self._leg(key)
-        if leg is not None:
-            self._scheduler.cancel(key)
-            self._overflow.discard(key)
-            self._scheduler.schedule(key, until, leg.queue)
-
-    def release(self, key: Key, held_until: float) -> None:
-        """Make a leg held until `held_until` due now (its suspension was lifted early)."""
-        entry = self._scheduler.get(key)
-        if entry is not None and entry.due == held_until and self._scheduler.cancel(key):
-            self._on_due(key)
-
-    def set_ready_suspended(self, name: str, suspended: bool) -> None:
-        ready = self._ready.get(name)
-        if ready is not None:
-            ready.suspended = suspended
 
 
 def _failed(rcpt: str, outcome: Outcome, when: float) -> FailedRecipient:
