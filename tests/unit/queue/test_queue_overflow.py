@@ -4,6 +4,7 @@ queue's `on_room` hook that moves them in."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from mta.queue.overflow import Overflow
 from mta.queue.ready import ReadyQueue
@@ -38,6 +39,24 @@ def test_a_key_waits_once_and_discarded_keys_are_skipped() -> None:
     assert len(overflow) == 1 and "c" in overflow  # another site's legs stay
 
 
+def filled(
+    overflow: Overflow[str], attempt: Callable[[str], Awaitable[None]], *, max_ready: int, keys: str
+) -> ReadyQueue[str]:
+    """A suspended ready queue of `max_ready` whose extra `keys` wait in `overflow`."""
+    ready: ReadyQueue[str] = ReadyQueue(
+        "site",
+        max_ready=max_ready,
+        max_workers=1,
+        attempt=attempt,
+        on_room=lambda put: overflow.refill("site", put),
+    )
+    ready.suspended = True
+    for key in keys:
+        if not ready.put(key):
+            overflow.add("site", key)
+    return ready
+
+
 async def test_ready_queue_calls_on_room_as_entries_leave() -> None:
     overflow: Overflow[str] = Overflow()
     attempted: list[str] = []
@@ -46,20 +65,10 @@ async def test_ready_queue_calls_on_room_as_entries_leave() -> None:
         attempted.append(key)
         await asyncio.sleep(0)
 
-    ready: ReadyQueue[str] = ReadyQueue(
-        "site",
-        max_ready=2,
-        max_workers=1,
-        attempt=attempt,
-        on_room=lambda put: overflow.refill("site", put),
-    )
-    ready.suspended = True  # fill it first
-    for key in "abcde":
-        if not ready.put(key):
-            overflow.add("site", key)
+    ready = filled(overflow, attempt, max_ready=2, keys="abcde")
     assert list(ready) == ["a", "b"] and len(overflow) == 3
 
-    ready.suspended = False
+    ready.suspended = False  # the workers start
     for _ in range(50):
         if len(attempted) == 5:
             break
@@ -76,17 +85,7 @@ def test_a_larger_max_ready_lets_waiting_legs_in() -> None:
     async def attempt(key: str) -> None:
         raise AssertionError("suspended: no attempt")
 
-    ready: ReadyQueue[str] = ReadyQueue(
-        "site",
-        max_ready=1,
-        max_workers=1,
-        attempt=attempt,
-        on_room=lambda put: overflow.refill("site", put),
-    )
-    ready.suspended = True
-    for key in "abc":
-        if not ready.put(key):
-            overflow.add("site", key)
+    ready = filled(overflow, attempt, max_ready=1, keys="abc")
 
     ready.configure(max_ready=3, max_workers=1)
 
