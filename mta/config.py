@@ -569,9 +569,6 @@ def _validate(config: Config) -> None:
     from mta.egress.validate import validate_egress  # mta.egress imports this module
 
     validate_egress(config.egress, config.routes)
-    from mta.egress.validate import validate_egress  # mta.egress imports this module
-
-    validate_egress(config.egress, config.routes)
     _validate_smtp_security(config.smtp)
     for key, spec in (
         ("smtp.auth_rate", config.smtp.auth_rate),
