@@ -65,9 +65,9 @@ class SessionPool(Generic[S]):
                 found = session
                 break
             self.retire(session)
-        if not sessions:
-            entry.cancel_timer()
-            del self._idle[site]
+        # An emptied site keeps its entry and timer: under steady traffic each delivery takes
+        # the session the previous one put back, and a new entry and timer per message would
+        # cost more than the timer firing once per idle timeout to find nothing (`_expire`).
         return found
 
     def put(self, site: str, session: S, idle_timeout: float | None = None) -> None:

@@ -80,3 +80,19 @@ async def test_each_session_idles_out_on_its_own_clock() -> None:
     assert (new.quits, reused.quits) == (1, 1)
     assert pool.take("site") is None
     await pool.close()
+
+
+async def test_a_session_put_back_after_the_site_emptied_still_idles_out() -> None:
+    # Taking the last session leaves the site's timer in place (set for the session taken);
+    # when it fires early for the one put back later, it waits again for that one's expiry.
+    pool: SessionPool[Session] = SessionPool(idle_timeout=0.2)
+    session = Session("a")
+    pool.put("site", session)
+    await asyncio.sleep(0.1)
+    assert pool.take("site") is session
+    pool.put("site", session)  # expires 0.2 s from now, the timer says 0.1 s
+    await asyncio.sleep(0.15)
+    assert session.quits == 0 and pool.idle("site") == 1
+    await asyncio.sleep(0.15)
+    assert session.quits == 1 and pool.idle("site") == 0
+    await pool.close()
