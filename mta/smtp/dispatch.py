@@ -40,14 +40,18 @@ class Dispatch(dict[str, Any]):
         return self._runner(key, super().get(key))
 
 
-_DISPATCH_NAMES: dict[str, list[str]] = {}
+_DISPATCH_NAMES: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+SESSION_PREFIXES = ("smtp_", "auth_")  # what aiosmtpd looks up on a session
+HANDLER_PREFIXES = ("handle_", "auth_")  # and on its handler
 
 
-def dispatch_names(cls: type[Any]) -> list[str]:
-    """The names aiosmtpd looks up on a session: its SMTP verbs and AUTH mechanisms."""
-    key = f"{cls.__module__}.{cls.__qualname__}"
+def dispatch_names(cls: type[Any], prefixes: tuple[str, ...] = SESSION_PREFIXES) -> list[str]:
+    """The names aiosmtpd looks up on an object of `cls` (its SMTP verbs and AUTH mechanisms
+    on a session, its hooks on a handler), for a `__dir__` that lists only those: aiosmtpd
+    scans `dir()` of both (with inspect.getmembers) for every connection."""
+    key = (f"{cls.__module__}.{cls.__qualname__}", prefixes)
     names = _DISPATCH_NAMES.get(key)
     if names is None:
-        names = [name for name in dir(cls) if name.startswith(("smtp_", "auth_"))]
+        names = [name for name in dir(cls) if name.startswith(prefixes)]
         _DISPATCH_NAMES[key] = names
     return names

@@ -29,6 +29,7 @@ from mta.replies import (
     Reply,
 )
 from mta.smtp import headers, validate
+from mta.smtp.dispatch import HANDLER_PREFIXES, dispatch_names
 from mta.smtp.security import Security, command_argument, session_user
 from mta.smtp.types import AcceptPath, Inbound
 
@@ -83,6 +84,11 @@ def peer_ip(session: Session) -> str:
 
 class Handler:
     """aiosmtpd hooks for the MTA's SMTP front end."""
+
+    def __dir__(self) -> list[str]:
+        # aiosmtpd's SMTP.__init__ runs inspect.getmembers and dir() over the handler for every
+        # connection (6.6% of the CPU with a new connection per message): list only the hooks.
+        return dispatch_names(type(self), HANDLER_PREFIXES)
 
     def __init__(self, policy: Policy, accept: AcceptPath, security: Security) -> None:
         self._policy = policy

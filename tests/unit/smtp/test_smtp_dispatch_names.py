@@ -2,6 +2,7 @@
 
 from aiosmtpd.smtp import SMTP
 
+from mta.smtp.handler import Handler
 from mta.smtp.session import SmtpSession, _dispatch_names
 
 
@@ -25,3 +26,13 @@ def test_dispatch_names_cover_every_verb_and_mechanism() -> None:
         assert verb in names
     # our DATA override is what aiosmtpd will dispatch to
     assert SmtpSession.smtp_DATA is not SMTP.smtp_DATA
+
+
+def test_handler_lists_every_hook_and_nothing_else() -> None:
+    handler = Handler.__new__(Handler)  # dir() needs no state
+
+    listed = dir(handler)
+
+    hooks = [name for name in vars(Handler) if name.startswith(("handle_", "auth_"))]
+    assert sorted(listed) == sorted(hooks)
+    assert {"handle_EHLO", "handle_MAIL", "handle_RCPT", "handle_DATA"} <= set(listed)
