@@ -1,5 +1,7 @@
 """A session lists only its verbs and AUTH mechanisms in dir(); aiosmtpd still finds them all."""
 
+import inspect
+
 from aiosmtpd.smtp import SMTP
 
 from mta.smtp.handler import Handler
@@ -36,3 +38,13 @@ def test_handler_lists_every_hook_and_nothing_else() -> None:
     hooks = [name for name in vars(Handler) if name.startswith(("handle_", "auth_"))]
     assert sorted(listed) == sorted(hooks)
     assert {"handle_EHLO", "handle_MAIL", "handle_RCPT", "handle_DATA"} <= set(listed)
+
+
+def test_handle_ehlo_signature_kept_for_aiosmtpd_matches_the_code() -> None:
+    code = Handler.handle_EHLO.__code__
+    names = list(code.co_varnames[: code.co_argcount])
+
+    bound = inspect.signature(Handler.__new__(Handler).handle_EHLO)
+
+    assert ["self", *bound.parameters] == names
+    assert len(bound.parameters) == 5  # aiosmtpd's current hook form, not the deprecated 4
