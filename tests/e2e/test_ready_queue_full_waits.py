@@ -8,6 +8,8 @@ from tests.support.node import node_settings, wait_until
 from tests.support.scenario import relay_target
 
 SUSPEND_READY = "/api/admin/suspend-ready-q/v1"
+INSPECT_MESSAGE = "/api/admin/inspect-message/v1"
+BOUNCE = "/api/admin/bounce/v1"
 SENDER = "alice@example.org"
 
 
@@ -33,3 +35,33 @@ async def test_legs_wait_for_room_and_are_delivered_in_order(tmp_path, sink_fact
     assert (waiting["ready"], waiting["scheduled"]) == (2, 0)  # none put off for later
     assert [m.rcpt_tos for m in delivered] == [[rcpt] for rcpt in rcpts]  # in arrival order
     assert node.of_type("TransientFailure") == []
+
+
+async def test_waiting_legs_are_inspected_and_bounced_like_scheduled_ones(
+    tmp_path, sink_factory
+) -> None:
+    relay = relay_target()
+    name = f"relay:{relay.host}:{relay.port}"
+    sink = await relay.start_sink(sink_factory)
+    settings = node_settings(tmp_path, routes=relay.routes, delivery={"max_ready": 1})
+    async with AdminNode(settings) as node:
+        queue = node.node.queue
+        rule = await node.ok(
+            "POST", SUSPEND_READY, {"name": name, "reason": "x", "duration": "10m"}
+        )
+        await node.send(SENDER, ["first@example.com"])  # takes the one place
+        await node.send(SENDER, ["second@example.net"])  # waits for room
+        await wait_until(lambda: queue.stats()["due"] == 1, what="one leg waiting for room")
+        [waiting] = [m for m, meta in queue.messages.items() if "example.net" in meta["legs"]]
+        inspected = await node.ok("GET", INSPECT_MESSAGE, params={"id": waiting})
+
+        await node.ok("POST", BOUNCE, {"domain": "example.net", "reason": "gone", "duration": "1m"})
+        await node.wait_for_record("AdminBounce", "second@example.net")
+        await node.call("DELETE", SUSPEND_READY, {"id": rule["id"]})
+        [delivered] = await sink.wait_for_messages(1)
+        await wait_until(queue.is_idle)
+
+    [leg] = inspected["message"]["queues"]
+    assert leg["state"] == "scheduled" and leg["queue_name"] == "example.net"
+    assert delivered.rcpt_tos == ["first@example.com"]  # the bounced leg never went out
+    assert len(sink.messages) == 1 and len(node.node.spool) == 0
