@@ -303,14 +303,18 @@ class SmtpSession:
         return True
 
     async def _data(self, txn: Transaction, job: Job) -> None:
-        txn.begin("DATA")
-        data = self._smtp.execute_command(b"DATA", timeout=None)
-        reply = await self._command("DATA", self._timeouts.data, data)
-        if self._closed_by(txn, reply) or not txn.on_data(reply):
+        if not await self._data_accepted(txn):
             return
         txn.begin(".")
         txn.on_dot(await self._command(".", self._timeouts.data_dot, self._send(job.data)))
         self._needs_rset = False  # RFC 5321 4.1.1.4: the final reply ends the transaction
+
+    async def _data_accepted(self, txn: Transaction) -> bool:
+        """DATA and its 354; False when refused or the server closed (the txn records it)."""
+        txn.begin("DATA")
+        data = self._smtp.execute_command(b"DATA", timeout=None)
+        reply = await self._command("DATA", self._timeouts.data, data)
+        return not self._closed_by(txn, reply) and txn.on_data(reply)
 
     def _closed_by(self, txn: Transaction, reply: Reply) -> bool:
         """A 421 ends the session: it answers every recipient still waiting."""

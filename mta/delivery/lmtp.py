@@ -52,10 +52,7 @@ class LmtpSession(SmtpSession):
         await self._run_in_steps(txn, job)  # the replies after the dot come one per recipient
 
     async def _data(self, txn: Transaction, job: Job) -> None:
-        txn.begin("DATA")
-        data = self._smtp.execute_command(b"DATA", timeout=None)
-        reply = await self._command("DATA", self._timeouts.data, data)
-        if self._closed_by(txn, reply) or not txn.on_data(reply):
+        if not await self._data_accepted(txn):
             return
         txn.begin(".")
         protocol, reader = self._smtp.protocol, self._lmtp_reader
