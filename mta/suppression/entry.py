@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -59,26 +60,14 @@ class Entry:
     def to_api(self) -> dict[str, Any]:
         """The admin API's form: times in RFC 3339."""
         return {
-            "tenant": self.tenant,
-            "recipient": self.recipient,
-            "reason": self.reason,
-            "classification": self.classification,
-            "source": self.source,
+            **self.to_storage(),
             "created": rfc3339(self.created),
             "expires": rfc3339(self.expires),
         }
 
     def to_storage(self) -> dict[str, Any]:
         """The stored form (Redis hash values): times as epoch seconds."""
-        return {
-            "tenant": self.tenant,
-            "recipient": self.recipient,
-            "reason": self.reason,
-            "classification": self.classification,
-            "source": self.source,
-            "created": self.created,
-            "expires": self.expires,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_storage(cls, data: dict[str, Any]) -> Entry:
