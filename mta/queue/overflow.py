@@ -40,18 +40,19 @@ class Overflow(Generic[K]):
     def discard(self, key: K) -> None:
         self._members.discard(key)
 
-    def refill(self, site: str, put: Callable[[K], bool]) -> None:
+    def refill(self, site: str, put: Callable[[K], bool]) -> bool:
         """Move the site's waiting legs in with `put` (the ready queue's), oldest first,
-        until it refuses one (full again)."""
+        until it refuses one (full again); True while some are still waiting."""
         waiting = self._waiting.get(site)
         if waiting is None:
-            return
+            return False
         members = self._members
         while waiting:
             key = waiting[0]
             if key in members:
                 if not put(key):
-                    return
+                    return True
                 members.discard(key)
             waiting.popleft()
         del self._waiting[site]
+        return False

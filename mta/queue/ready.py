@@ -13,12 +13,13 @@ K = TypeVar("K")
 class ReadyQueue(Generic[K]):
     """Entries whose time has come, waiting for a connection to their site.
 
-    `put` refuses (returns False) when `max_ready` entries are waiting; `on_room(put)` is
-    called each time an entry leaves (or the limit grows), for the caller to put in what
-    waits for room (mta.queue.overflow). Workers are started on demand, up to
-    `max_workers` (the site's connection limit), and exit when the queue is empty. While
-    `suspended` (an administrator's ready-queue suspension), no attempt starts; attempts in
-    flight finish, and lifting the suspension starts workers again.
+    `put` refuses (returns False) when `max_ready` entries are waiting; after a refusal,
+    `on_room(put)` is called each time an entry leaves (or the limit grows), for the caller
+    to put in what waits for room (mta.queue.overflow), until it returns False: none left.
+    Workers are started on demand, up to `max_workers` (the site's connection limit), and
+    exit when the queue is empty. While `suspended` (an administrator's ready-queue
+    suspension), no attempt starts; attempts in flight finish, and lifting the suspension
+    starts workers again.
     """
 
     def __init__(
@@ -28,7 +29,7 @@ class ReadyQueue(Generic[K]):
         max_ready: int,
         max_workers: int,
         attempt: Callable[[K], Awaitable[None]],
-        on_room: Callable[[Callable[[K], bool]], None] | None = None,
+        on_room: Callable[[Callable[[K], bool]], bool] | None = None,
     ) -> None:
         self.name = name
         self._items: deque[K] = deque()
@@ -36,6 +37,7 @@ class ReadyQueue(Generic[K]):
         self._max_workers = max_workers
         self._attempt = attempt
         self._on_room = on_room
+        self._refused = False  # a put was refused: entries may be waiting for room
         self._workers: set[asyncio.Task[None]] = set()
         self._attempting = 0
         self._suspended = False
@@ -63,8 +65,8 @@ class ReadyQueue(Generic[K]):
         extra ones finish their attempt and exit."""
         grew = max_ready > self._max_ready
         self._max_ready = max_ready
-        if grew and self._on_room is not None:
-            self._on_room(self.put)
+        if grew:
+            self._room()
         if max_workers != self._max_workers:
             self._max_workers = max_workers
             self._spawn()
@@ -75,10 +77,15 @@ class ReadyQueue(Generic[K]):
 
     def put(self, key: K) -> bool:
         if len(self._items) >= self._max_ready:
+            self._refused = True
             return False
         self._items.append(key)
         self._spawn()
         return True
+
+    def _room(self) -> None:
+        if self._refused and self._on_room is not None:
+            self._refused = self._on_room(self.put)
 
     def drain_items(self) -> list[K]:
         """Take every waiting entry out (for a shutdown that keeps them in the spool)."""
@@ -119,8 +126,7 @@ class ReadyQueue(Generic[K]):
             self._attempting += 1
             try:
                 key = self._items.popleft()
-                if self._on_room is not None:
-                    self._on_room(self.put)
+                self._room()
                 await self._attempt(key)
             finally:
                 self._attempting -= 1
