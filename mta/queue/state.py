@@ -54,19 +54,9 @@ class QueueState:
             # worker does not wait for the removal's commit: a crash before it means the
             # message is delivered once more at restart, at least once, as in Postfix.
             try:
-                self._spool.remove_soon(msg_id).add_done_callback(self._removed)
-            except Exception as exc:  # the spool closed under a late attempt: same as below
-                self._removed_failed(exc)
-
-    @classmethod
-    def _removed(cls, future: asyncio.Future[None]) -> None:
-        if not future.cancelled() and (exc := future.exception()) is not None:
-            cls._removed_failed(exc)
-
-    @staticmethod
-    def _removed_failed(exc: BaseException) -> None:
-        # The message stays in the spool: a restart delivers it once more (at least once).
-        logger.error("could not remove a delivered message from the spool: %s", exc)
+                self._spool.remove_soon(msg_id).add_done_callback(_removal_failed)
+            except Exception as exc:  # the spool closed under a late attempt
+                _log_removal_failure(exc)
 
     async def _persist(self, write: Awaitable[None], msg_id: str) -> None:
         try:
@@ -170,3 +160,13 @@ class QueueState:
         ready = self._ready.get(name)
         if ready is not None:
             ready.suspended = suspended
+
+
+def _removal_failed(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        _log_removal_failure(exc)
+
+
+def _log_removal_failure(exc: BaseException) -> None:
+    # The message stays in the spool: a restart delivers it once more (at least once).
+    logger.error("could not remove a delivered message from the spool: %s", exc)
